@@ -1,0 +1,242 @@
+"""Configuration: layered YAML files and overrides, validated key by key.
+
+Layers, each overriding the one before (later wins):
+
+1. ``xwq/configs/base.yaml`` — every key, its default and a one-line comment;
+2. ``xwq/configs/<method>.yaml`` — the method's defaults (agent, learner, mixer, ...);
+3. ``xwq/configs/<method>/<env>.yaml`` then ``xwq/configs/<method>/<env>/<env_id>.yaml`` —
+   per-environment settings, where those files exist;
+4. a user's YAML file (``config_path`` / ``file_dir``);
+5. keyword overrides.
+
+Every value is checked against the type of its default in base.yaml and the rules below; an
+error names the key, the layer it came from and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+from xwq.registry import closest
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+BASE_FILE = CONFIG_DIR / "base.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration key that is unknown, wrongly typed or out of range."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Constraints beyond the default's type. ``type`` is needed where the default is null."""
+
+    type: type | tuple[type, ...] | None = None
+    low: float | None = None  # inclusive lower bound
+    high: float | None = None  # inclusive upper bound
+    low_open: bool = False  # the lower bound itself is not allowed
+    choices: tuple | None = None
+    nullable: bool = False
+
+
+RULES: dict[str, Rule] = {
+    "seed": Rule(low=0),
+    "threads": Rule(low=1),
+    "parallels": Rule(low=1),
+    "test_parallels": Rule(low=1),
+    "vectorize": Rule(choices=("auto", "native", "serial", "subprocess")),
+    "team_reward": Rule(choices=("mean", "sum")),
+    "max_episode_steps": Rule(type=int, low=1, nullable=True),
+    "fc_hidden_sizes": Rule(type=list),
+    "recurrent_hidden_size": Rule(low=1),
+    "mixer": Rule(type=str, choices=("VDN", "QMIX"), nullable=True),
+    "hidden_dim_mixing_net": Rule(low=1),
+    "hidden_dim_hyper_net": Rule(low=1),
+    "hypernet_layers": Rule(choices=(1, 2)),
+    "hidden_dim_ff_mix_net": Rule(low=1),
+    "weighting": Rule(choices=("ow", "cw")),
+    "alpha": Rule(low=0, high=1, low_open=True),
+    "learning_rate": Rule(low=0, low_open=True),
+    "optimizer": Rule(choices=("rmsprop", "adam")),
+    "rmsprop_alpha": Rule(low=0, high=1, low_open=True),
+    "rmsprop_eps": Rule(low=0, low_open=True),
+    "gamma": Rule(low=0, high=1),
+    "grad_clip_norm": Rule(low=0, low_open=True),
+    "sync_frequency": Rule(low=1),
+    "buffer_size": Rule(low=1),
+    "batch_size": Rule(low=1),
+    "buffer_memory_budget_mb": Rule(low=0, low_open=True),
+    "start_training": Rule(low=0),
+    "training_frequency": Rule(low=1),
+    "start_greedy": Rule(low=0, high=1),
+    "end_greedy": Rule(low=0, high=1),
+    "decay_step_greedy": Rule(low=0),
+    "running_steps": Rule(low=0),
+    "eval_interval": Rule(low=1),
+    "test_episode": Rule(low=1),
+    "log_interval": Rule(low=1),
+    "save_interval": Rule(low=0),
+    "keep_checkpoints": Rule(low=1),
+    "render_fps": Rule(low=1),
+}
+
+
+class Config(SimpleNamespace):
+    """The resolved configuration: attribute access (``config.learning_rate``) like XuanCe's."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def dump(self, path: str | os.PathLike) -> None:
+        """Write the resolved config as YAML; ``get_configs(file_dir=path)`` reads it back."""
+        with open(path, "w") as handle:
+            yaml.safe_dump(self.to_dict(), handle, sort_keys=False)
+
+
+def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{origin}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _check_value(key: str, value: Any, default: Any, origin: str) -> Any:
+    """Return ``value`` (ints promoted to float where a float is expected) or raise ConfigError."""
+    rule = RULES.get(key, Rule())
+    where = f"config key '{key}' = {value!r} (from {origin})"
+    if value is None:
+        if rule.nullable or (default is None and rule.type is None):
+            return None
+        raise ConfigError(f"{where}: null is not allowed here; give {_type_name(type(default))}")
+    expected = rule.type or (type(default) if default is not None else None)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is not None:
+        ok = isinstance(value, expected)
+        if expected is int or expected is float:
+            ok = ok and not isinstance(value, bool)
+        if not ok:
+            got = type(value).__name__
+            raise ConfigError(f"{where}: must be {_type_name(expected)}, got {got}")
+    if rule.choices is not None and value not in rule.choices:
+        allowed = ", ".join(repr(c) for c in rule.choices)
+        hint = closest(str(value), [str(c) for c in rule.choices])
+        raise ConfigError(f"{where}: must be one of {allowed}.{hint}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        too_low = rule.low is not None and (
+            value < rule.low or (rule.low_open and value == rule.low))
+        too_high = rule.high is not None and value > rule.high
+        if too_low or too_high:
+            low = "-inf" if rule.low is None else rule.low
+            high = "inf" if rule.high is None else rule.high
+            bracket = "(" if rule.low_open else "["
+            raise ConfigError(f"{where}: must be in {bracket}{low}, {high}]")
+    return value
+
+
+def _merge(config: dict, origins: dict, layer: dict, origin: str, defaults: dict) -> None:
+    for key, value in layer.items():
+        if key not in defaults:
+            raise ConfigError(
+                f"unknown config key '{key}' (from {origin}).{closest(str(key), list(defaults))}"
+                f" All keys are listed with comments in {BASE_FILE}"
+            )
+        config[key] = _check_value(key, value, defaults[key], origin)
+        origins[key] = origin
+
+
+def _check_consistency(config: dict, origins: dict) -> None:
+    if config["end_greedy"] > config["start_greedy"]:
+        raise ConfigError(
+            f"config key 'end_greedy' = {config['end_greedy']} (from {origins['end_greedy']}) "
+            f"is above 'start_greedy' = {config['start_greedy']}; epsilon only decays"
+        )
+    sizes = config["fc_hidden_sizes"]
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                            for s in sizes):
+        raise ConfigError(
+            f"config key 'fc_hidden_sizes' = {sizes!r} (from {origins['fc_hidden_sizes']}): "
+            "must be a non-empty list of positive integers, e.g. [64]"
+        )
+
+
+def available_methods() -> list[str]:
+    """Methods that have a defaults file, ``configs/<method>.yaml``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "base")
+
+
+def get_configs(
+    file_dir: str | os.PathLike | None = None,
+    method: str | None = None,
+    env: str | None = None,
+    env_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Resolve and validate a configuration.
+
+    Args:
+        file_dir: a user YAML file (may itself name ``method``, ``env_name``, ``env_id``).
+        method, env, env_id: select the packaged defaults; when omitted they come from the user
+            file, the overrides, or base.yaml, in that order of preference.
+        overrides: keyword overrides, applied last.
+
+    Raises:
+        ConfigError: unknown key, wrong type, value out of range, or unknown method.
+    """
+    defaults = _read_yaml(BASE_FILE, "base.yaml")
+    overrides = dict(overrides or {})
+    user = _read_yaml(Path(file_dir), str(file_dir)) if file_dir is not None else {}
+
+    def pick(key: str, given: str | None) -> str:
+        value = given or overrides.get(key) or user.get(key) or defaults[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' = {value!r}: must be a string")
+        return value
+
+    method = pick("method", method)
+    env = pick("env_name", env)
+    env_id = pick("env_id", env_id)
+
+    methods = available_methods()
+    if method not in methods:
+        from xwq.registry import UnknownNameError
+
+        raise UnknownNameError(
+            f"unknown method {method!r}; choose one of {methods}.{closest(method, methods)}"
+        )
+
+    config: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    _merge(config, origins, defaults, "base.yaml", defaults)
+    layers = [CONFIG_DIR / f"{method}.yaml", CONFIG_DIR / method / f"{env}.yaml",
+              CONFIG_DIR / method / env / f"{env_id}.yaml"]
+    for path in layers:
+        if path.exists():
+            _merge(config, origins, _read_yaml(path, str(path)), str(path.relative_to(CONFIG_DIR)),
+                   defaults)
+    _merge(config, origins, user, str(file_dir), defaults)
+    _merge(config, origins, overrides, "override", defaults)
+    config.update(method=method, env_name=env, env_id=env_id)
+    _check_consistency(config, origins)
+    return Config(**config)

@@ -1,0 +1,171 @@
+"""One dict-API env seen as arrays: padding, masks, team reward and the time limit.
+
+:class:`ArrayEnv` is the only place where agent-keyed dicts become arrays. Heterogeneous agents
+are padded to the largest observation (zeros) and the largest action set (extra actions masked
+unavailable). An agent that has left the episode sees zeros and may only take action 0, which is
+never sent to the env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from xwq.environment.base import MultiAgentEnv
+from xwq.environment.spec import EnvSpec
+
+
+class EnvMismatchError(ValueError):
+    """A custom environment whose spaces and returns do not agree."""
+
+
+def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiAgentEnv:
+    """Return ``env`` as a MultiAgentEnv, wrapping a PettingZoo ParallelEnv if needed."""
+    if isinstance(env, MultiAgentEnv):
+        if max_episode_steps is not None:
+            env.max_episode_steps = max_episode_steps
+        return env
+    if hasattr(env, "possible_agents") and hasattr(env, "observation_space"):
+        from xwq.environment.pettingzoo_env import PettingZooEnv
+
+        return PettingZooEnv(env, max_episode_steps=max_episode_steps)
+    raise TypeError(
+        f"an env factory returned {type(env).__name__}; it must return an xwq MultiAgentEnv "
+        "subclass or a PettingZoo ParallelEnv"
+    )
+
+
+def _flat_size(space: spaces.Space, agent: str, what: str) -> int:
+    if not isinstance(space, spaces.Box):
+        raise EnvMismatchError(
+            f"agent '{agent}': {what} is {space}; xwq needs a gymnasium Box (any shape)")
+    return int(np.prod(space.shape))
+
+
+class ArrayEnv:
+    """A single MultiAgentEnv exchanging arrays (no autoreset; see the vec envs for that).
+
+    ``reset(seed) -> (obs [n, obs_dim], state [state_dim], avail [n, n_actions])``;
+    ``step(actions [n]) -> (obs, state, avail, reward, terminated, truncated)``.
+    """
+
+    def __init__(self, env: MultiAgentEnv, team_reward: str = "mean") -> None:
+        self.env = env
+        self.team_reward = team_reward
+        agents = list(env.agents)
+        if not agents:
+            raise EnvMismatchError("the env has no agents (env.agents is empty)")
+        self._obs_sizes = [_flat_size(env.observation_space[a], a, "observation space")
+                           for a in agents]
+        self._n_actions = []
+        for agent in agents:
+            space = env.action_space[agent]
+            if not isinstance(space, spaces.Discrete):
+                raise EnvMismatchError(
+                    f"agent '{agent}': action space is {space}; value-decomposition methods "
+                    "need gymnasium Discrete actions")
+            self._n_actions.append(int(space.n))
+        if env.max_episode_steps is None:
+            raise EnvMismatchError(
+                "the env has no time limit: set max_episode_steps on it, or the config key "
+                "'max_episode_steps'")
+        obs_dim = max(self._obs_sizes)
+        n_actions = max(self._n_actions)
+        if env.state_space is not None:
+            state_dim = _flat_size(env.state_space, "state", "state space")
+        else:  # probe the state size once; reset(seed) later restarts the env's randomness
+            env.reset()
+            state_dim = int(np.asarray(env.state()).size)
+        self.spec = EnvSpec(tuple(agents), obs_dim, state_dim, n_actions,
+                            int(env.max_episode_steps))
+        self._t = 0
+        self._done_agents: set[str] = set()
+
+    # --- dict -> arrays -------------------------------------------------------------------
+    def _obs_array(self, obs: dict[str, Any]) -> np.ndarray:
+        out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=np.float32)
+        for i, agent in enumerate(self.spec.agents):
+            if agent in self._done_agents or agent not in obs:
+                continue
+            flat = np.asarray(obs[agent], dtype=np.float32).reshape(-1)
+            if flat.size != self._obs_sizes[i]:
+                raise EnvMismatchError(
+                    f"agent '{agent}': observation has {flat.size} values but its observation "
+                    f"space {self.env.observation_space[agent].shape} has {self._obs_sizes[i]}")
+            out[i, : flat.size] = flat
+        return out
+
+    def _avail_array(self) -> np.ndarray:
+        out = np.zeros((self.spec.n_agents, self.spec.n_actions), dtype=bool)
+        masks = self.env.avail_actions()
+        for i, agent in enumerate(self.spec.agents):
+            if agent in self._done_agents:
+                out[i, 0] = True
+                continue
+            mask = np.asarray(masks[agent], dtype=bool).reshape(-1)
+            if mask.size != self._n_actions[i]:
+                raise EnvMismatchError(
+                    f"agent '{agent}': action mask has {mask.size} entries but the action space "
+                    f"has {self._n_actions[i]} actions")
+            if not mask.any():
+                raise EnvMismatchError(
+                    f"agent '{agent}': action mask has no available action at step {self._t}; "
+                    "every live agent needs at least one (e.g. a no-op)")
+            out[i, : mask.size] = mask
+        return out
+
+    def _state_array(self) -> np.ndarray:
+        state = np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
+        if state.size != self.spec.state_dim:
+            raise EnvMismatchError(
+                f"state has {state.size} values but the state space has {self.spec.state_dim}")
+        return state
+
+    # --- API ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._t = 0
+        self._done_agents = set()
+        obs, _ = self.env.reset(seed=seed)
+        return self._obs_array(obs), self._state_array(), self._avail_array()
+
+    def step(self, actions: np.ndarray) -> tuple:
+        actions = np.asarray(actions).reshape(-1)
+        live = {}
+        for i, agent in enumerate(self.spec.agents):
+            if agent in self._done_agents:
+                continue
+            action = int(actions[i])
+            if not 0 <= action < self._n_actions[i]:
+                raise ValueError(f"agent '{agent}': action {action} is outside "
+                                 f"Discrete({self._n_actions[i]})")
+            live[agent] = action
+        obs, rewards, terminated, truncated, _ = self.env.step(live)
+        self._t += 1
+        for name, table in (("rewards", rewards), ("terminated", terminated),
+                            ("truncated", truncated)):
+            if not isinstance(table, dict):
+                raise EnvMismatchError(
+                    f"step() must return {name} as a dict keyed by agent, got "
+                    f"{type(table).__name__}")
+            missing = [a for a in live if a not in table]
+            if missing:
+                raise EnvMismatchError(f"step() returned {name} without agents {missing}")
+        values = [float(rewards[a]) for a in live]
+        reward = float(np.mean(values) if self.team_reward == "mean" else np.sum(values))
+        for agent in live:
+            if terminated[agent] or truncated[agent]:
+                self._done_agents.add(agent)
+        everyone_done = len(self._done_agents) == self.spec.n_agents
+        term = bool(everyone_done and any(terminated[a] for a in live))
+        trunc = (not term) and (everyone_done or self._t >= self.spec.max_episode_steps)
+        obs_array = self._obs_array(obs)
+        avail = self._avail_array()
+        return obs_array, self._state_array(), avail, reward, term, trunc
+
+    def render(self) -> np.ndarray | None:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()

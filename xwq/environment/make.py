@@ -1,0 +1,70 @@
+"""Building vectorised environments from a config: ``make_envs`` and ``register_env``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from xwq.environment.arrays import ArrayEnv, as_multi_agent_env
+from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
+from xwq.environment.vector import VecEnv
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
+
+
+def register_env(name: str, factory: Callable[..., Any]) -> None:
+    """Register ``factory(env_id, **env_kwargs)`` under env ``name``.
+
+    The factory returns an :class:`xwq.MultiAgentEnv` or any PettingZoo ``ParallelEnv``.
+    A ``MultiAgentEnv`` subclass whose ``__init__`` takes ``(env_id, **kwargs)`` works as its own
+    factory. Equivalent to ``REGISTRY_ENV[name] = factory``.
+    """
+    if not callable(factory):
+        raise TypeError(f"register_env({name!r}, ...): the factory must be callable, "
+                        f"got {type(factory).__name__}")
+    REGISTRY_ENV[name] = factory
+
+
+def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
+                     max_episode_steps: int | None) -> ArrayEnv:
+    factory = REGISTRY_ENV[name]
+    env = factory(env_id, **env_kwargs)
+    return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward)
+
+
+def _native_class(config: Any) -> type | None:
+    if config.vectorize not in ("auto", "native") or config.env_name not in REGISTRY_NATIVE_ENV:
+        if config.vectorize == "native":
+            raise ValueError(
+                f"config key 'vectorize' = 'native': env '{config.env_name}' has no native "
+                f"vectorised implementation (those that do: {sorted(REGISTRY_NATIVE_ENV)}); "
+                "use vectorize: serial or subprocess")
+        return None
+    cls = REGISTRY_NATIVE_ENV[config.env_name]
+    if config.env_id in cls.env_ids:
+        return cls
+    if config.vectorize == "native":
+        raise ValueError(
+            f"config key 'vectorize' = 'native': env '{config.env_name}' has a native version "
+            f"only for env_id in {list(cls.env_ids)}, not {config.env_id!r}")
+    return None
+
+
+def make_envs(config: Any, test: bool = False) -> VecEnv:
+    """The vectorised env a config describes: ``config.parallels`` envs (``test_parallels`` with
+    ``test=True``), native when available and ``vectorize`` allows, else serial or subprocess."""
+    num_envs = config.test_parallels if test else config.parallels
+    native = _native_class(config)
+    if native is not None:
+        return native(config.env_id, num_envs, team_reward=config.team_reward,
+                      **config.env_kwargs)
+    if config.env_name not in REGISTRY_ENV and config.env_name in REGISTRY_NATIVE_ENV:
+        raise ValueError(
+            f"env '{config.env_name}' exists only as a native vectorised env; "
+            "set vectorize: auto or native")
+    REGISTRY_ENV[config.env_name]  # unknown names fail here, with the list of choices
+    factory = functools.partial(_build_array_env, config.env_name, config.env_id,
+                                dict(config.env_kwargs), config.team_reward,
+                                config.max_episode_steps)
+    vec_class = SubprocVecEnv if config.vectorize == "subprocess" else SerialVecEnv
+    return vec_class([factory] * num_envs)

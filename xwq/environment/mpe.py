@@ -1,0 +1,39 @@
+"""The Multi-Agent Particle Environments from the ``mpe2`` package, as env ``"mpe"``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+MPE_SCENARIOS = ("simple_spread_v3", "simple_reference_v3", "simple_speaker_listener_v4")
+
+
+def import_mpe2_scenario(env_id: str) -> Any:
+    """Import ``mpe2.<env_id>``; pygame must not install its signal handlers (Ctrl-C, SIGTERM)."""
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        importlib.import_module("mpe2")
+    except ImportError as error:
+        raise ImportError(
+            f"env 'mpe' needs the mpe2 package ({error}); install it with: pip install mpe2"
+        ) from error
+    return importlib.import_module(f"mpe2.{env_id}")
+
+
+def make_mpe(env_id: str, **env_kwargs: Any) -> Any:
+    """A PettingZoo ParallelEnv of an mpe2 scenario, with ``continuous_actions=False``."""
+    if env_id not in MPE_SCENARIOS:
+        from xwq.registry import UnknownNameError, closest
+
+        raise UnknownNameError(
+            f"unknown env_id {env_id!r} for env 'mpe'; choose one of {list(MPE_SCENARIOS)}."
+            f"{closest(env_id, list(MPE_SCENARIOS))}"
+        )
+    scenario = import_mpe2_scenario(env_id)
+    try:
+        return scenario.parallel_env(continuous_actions=False, **env_kwargs)
+    except TypeError as error:
+        raise TypeError(
+            f"env 'mpe', env_id {env_id!r}: bad env_kwargs {env_kwargs}: {error}") from None
