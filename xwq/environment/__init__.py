@@ -5,6 +5,7 @@ from xwq.environment.base import MultiAgentEnv
 from xwq.environment.check import check_env
 from xwq.environment.make import make_envs, register_env
 from xwq.environment.mpe import make_mpe
+from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: F401  (REGISTRY_NATIVE_ENV['mpe'])
 from xwq.environment.pettingzoo_env import PettingZooEnv
 from xwq.environment.spec import EnvSpec
 from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
