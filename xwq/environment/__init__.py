@@ -19,3 +19,4 @@ __all__ = [
     "MultiAgentEnv", "NativeVecEnv", "PettingZooEnv", "SerialVecEnv", "StepResult",
     "SubprocVecEnv", "VecEnv", "as_multi_agent_env", "check_env", "make_envs", "register_env",
 ]
+from xwq.environment import matrix_game, predator_prey  # noqa: E402,F401  (registers the envs)

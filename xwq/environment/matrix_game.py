@@ -1,0 +1,216 @@
+"""The one-step matrix game of the WQMIX paper: env ``"matrix_game"``, env_id ``"nonmonotonic"``.
+
+Two agents each pick one of n actions once; the team receives ``payoff[a1][a2]`` and the episode
+ends (terminated, never truncated). Observation and state are ``ones(5)``: the agents learn from
+the reward alone. The default payoff (rows: agent 1, columns: agent 2) is the paper's
+
+::
+
+      8  -12  -12
+    -12    0    0
+    -12    0    0
+
+whose optimum (8) a monotonic mixer such as QMIX usually misses under uniform exploration, while
+CW-/OW-QMIX find it. ``env_kwargs: {payoff: [[...], ...]}`` plays any other square game.
+
+Two faces of the same game:
+
+- :class:`MatrixGameVecEnv` — the native vectorised env (``REGISTRY_NATIVE_ENV["matrix_game"]``),
+  K games stepped as arrays;
+- :class:`MatrixGameParallelEnv` — one game as a PettingZoo ``ParallelEnv``
+  (``REGISTRY_ENV["matrix_game"]`` through :func:`make_matrix_game`), used by
+  ``vectorize: serial`` / ``subprocess`` and by anything that speaks PettingZoo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from xwq.environment.spec import EnvSpec
+from xwq.environment.vector import NativeVecEnv, StepResult
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, UnknownNameError, closest
+
+ENV_IDS = ("nonmonotonic",)
+NONMONOTONIC_PAYOFF = ((8.0, -12.0, -12.0), (-12.0, 0.0, 0.0), (-12.0, 0.0, 0.0))
+OBS_DIM = 5
+AGENTS = ("agent_0", "agent_1")
+
+
+def _check_env_id(env_id: str) -> None:
+    if env_id not in ENV_IDS:
+        raise UnknownNameError(
+            f"unknown env_id {env_id!r} for env 'matrix_game'; choose one of {list(ENV_IDS)} "
+            "(play another game with env_kwargs: {payoff: [[...], ...]})."
+            f"{closest(env_id, list(ENV_IDS))}")
+
+
+def payoff_matrix(payoff: Sequence[Sequence[float]] | np.ndarray | None) -> np.ndarray:
+    """``payoff`` as a float32 ``[n, n]`` array (the paper's game when None); errors say why not."""
+    if payoff is None:
+        payoff = NONMONOTONIC_PAYOFF
+    try:
+        matrix = np.asarray(payoff, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"env 'matrix_game': payoff must be a square nested list of numbers, "
+                         f"got {payoff!r}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
+        raise ValueError(f"env 'matrix_game': payoff must be an n×n nested list (both agents have "
+                         f"n actions), got shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("env 'matrix_game': payoff entries must be finite numbers")
+    return matrix
+
+
+class MatrixGameVecEnv(NativeVecEnv):
+    """K one-step matrix games stepped together.
+
+    Every step ends every game (``terminated`` all True, ``truncated`` all False) and autoresets
+    it; observations are ``ones`` before and after, so ``obs`` and ``final_obs`` hold equal values
+    (in separate arrays).
+
+    Shapes: obs ``[K, 2, 5]``, state ``[K, 5]``, avail ``[K, 2, n]`` (all True), actions
+    ``[K, 2]``, reward ``[K]`` = ``payoff[a1, a2]``.
+
+    Args:
+        env_id: ``"nonmonotonic"``.
+        num_envs: K.
+        team_reward: accepted for the common constructor and ignored: the payoff already is the
+            team reward.
+        payoff: n×n nested list (default: the paper's game); n is the number of actions.
+    """
+
+    env_ids = ENV_IDS
+
+    def __init__(self, env_id: str = "nonmonotonic", num_envs: int = 1,
+                 team_reward: str = "mean", payoff: Sequence[Sequence[float]] | None = None,
+                 ) -> None:
+        _check_env_id(env_id)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.payoff = payoff_matrix(payoff)
+        self.num_envs = int(num_envs)
+        n_actions = self.payoff.shape[0]
+        self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1)
+        # The game draws nothing at random; the generators exist so that checkpoints and the
+        # seeding contract look the same as for every other env.
+        self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
+
+    def _first(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        K, n = self.num_envs, self.spec.n_agents
+        return (np.ones((K, n, OBS_DIM), dtype=np.float32),
+                np.ones((K, OBS_DIM), dtype=np.float32),
+                np.ones((K, n, self.spec.n_actions), dtype=bool))
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if seed is not None:
+            self._rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
+        return self._first()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.spec.n_agents)
+        if actions.shape != expected:
+            raise ValueError(f"matrix_game: actions must have shape {expected}, "
+                             f"got {actions.shape}")
+        n = self.spec.n_actions
+        if (actions < 0).any() or (actions >= n).any():
+            raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions.tolist()}")
+        reward = self.payoff[actions[:, 0], actions[:, 1]].astype(np.float32)
+        final_obs, final_state, final_avail = self._first()
+        obs, state, avail = self._first()
+        return StepResult(
+            obs=obs, state=state, avail=avail, reward=reward,
+            terminated=np.ones(self.num_envs, dtype=bool),
+            truncated=np.zeros(self.num_envs, dtype=bool),
+            final_obs=final_obs, final_state=final_state, final_avail=final_avail, info={})
+
+    def get_rng_state(self) -> list:
+        return [rng.bit_generator.state for rng in self._rngs]
+
+    def set_rng_state(self, states: list) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"set_rng_state: got {len(states)} states for {self.num_envs} envs")
+        for rng, state in zip(self._rngs, states):
+            rng.bit_generator.state = state
+
+
+class MatrixGameParallelEnv(ParallelEnv):
+    """One matrix game as a PettingZoo ``ParallelEnv``.
+
+    Agents ``agent_0`` (rows) and ``agent_1`` (columns); observations ``ones(5)`` in
+    ``Box(0, 1, (5,))``; actions ``Discrete(n)``; each agent's reward is the team payoff; every
+    episode terminates after one step. ``infos[agent]["action_mask"]`` is all ones.
+    """
+
+    metadata = {"name": "matrix_game_nonmonotonic", "render_modes": []}
+
+    def __init__(self, payoff: Sequence[Sequence[float]] | None = None) -> None:
+        self.payoff = payoff_matrix(payoff)
+        n_actions = self.payoff.shape[0]
+        self.possible_agents = list(AGENTS)
+        self.agents: list[str] = []
+        self.render_mode = None
+        self.max_episode_steps = 1
+        self._observation_spaces = {
+            a: spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32) for a in AGENTS}
+        self._action_spaces = {a: spaces.Discrete(n_actions) for a in AGENTS}
+        self.state_space = spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._action_spaces[agent]
+
+    def _observe(self) -> tuple[dict, dict]:
+        mask = np.ones(self.payoff.shape[0], dtype=np.int8)
+        obs = {a: np.ones(OBS_DIM, dtype=np.float32) for a in AGENTS}
+        return obs, {a: {"action_mask": mask.copy()} for a in AGENTS}
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.agents = list(AGENTS)
+        return self._observe()
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("matrix_game: step() after the game ended; call reset() first")
+        missing = [a for a in AGENTS if a not in actions]
+        if missing:
+            raise ValueError(f"matrix_game: no action for {missing}; both agents act each game")
+        u1, u2 = (int(actions[a]) for a in AGENTS)
+        n = self.payoff.shape[0]
+        if not (0 <= u1 < n and 0 <= u2 < n):
+            raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions}")
+        reward = float(self.payoff[u1, u2])
+        obs, infos = self._observe()
+        self.agents = []
+        return (obs, dict.fromkeys(AGENTS, reward), dict.fromkeys(AGENTS, True),
+                dict.fromkeys(AGENTS, False), infos)
+
+    def state(self) -> np.ndarray:
+        return np.ones(OBS_DIM, dtype=np.float32)
+
+    def render(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixGameParallelEnv:
+    """``REGISTRY_ENV["matrix_game"]``: one game as a PettingZoo ParallelEnv."""
+    _check_env_id(env_id)
+    try:
+        return MatrixGameParallelEnv(**env_kwargs)
+    except TypeError as error:
+        raise TypeError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
+                        "the only keyword is 'payoff'") from None
+
+
+REGISTRY_ENV["matrix_game"] = make_matrix_game
+REGISTRY_NATIVE_ENV["matrix_game"] = MatrixGameVecEnv
