@@ -1,5 +1,9 @@
 """xwq: Weighted QMIX and the QMIX family for cooperative multi-agent RL, in PyTorch."""
 
+import xwq.agents  # noqa: F401  (registers the agents)
+import xwq.learners  # noqa: F401  (registers the learners)
+import xwq.policies  # noqa: F401  (registers the policies)
+import xwq.representations  # noqa: F401  (registers the agent bodies)
 from xwq.common.config import Config, ConfigError, get_configs
 from xwq.environment import (
     REGISTRY_ENV,
@@ -9,6 +13,7 @@ from xwq.environment import (
     make_envs,
     register_env,
 )
+from xwq.get_runner import get_runner
 from xwq.registry import (
     REGISTRY_AGENT,
     REGISTRY_LEARNER,
@@ -24,5 +29,5 @@ __all__ = [
     "REGISTRY_AGENT", "REGISTRY_ENV", "REGISTRY_LEARNER", "REGISTRY_NATIVE_ENV",
     "REGISTRY_POLICY", "REGISTRY_REPRESENTATION", "Config", "ConfigError", "MultiAgentEnv",
     "Registry", "UnknownNameError", "__version__", "check_env", "get_configs", "make_envs",
-    "register_env",
+    "get_runner", "register_env",
 ]

@@ -84,6 +84,7 @@ RULES: dict[str, Rule] = {
     "save_interval": Rule(low=0),
     "keep_checkpoints": Rule(low=1),
     "render_fps": Rule(low=1),
+    "model_path": Rule(type=str, nullable=True),
 }
 
 

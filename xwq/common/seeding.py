@@ -1,0 +1,40 @@
+"""Seeding every source of randomness a run uses, and saving/restoring their states."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def set_seed(seed: int) -> None:
+    """Seed python's ``random``, numpy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_rng_states() -> dict:
+    """The global RNG states, in types that ``torch.load(weights_only=True)`` accepts."""
+    version, internal, gauss = random.getstate()
+    numpy_state = np.random.get_state()
+    states = {
+        "python": [version, list(internal), gauss],
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

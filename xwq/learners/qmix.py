@@ -1,0 +1,144 @@
+"""The QMIX-family TD learner: serves IQL (no mixer), VDN and QMIX.
+
+One update on a batch of whole episodes, hidden states from zero (Rashid et al., 2018):
+
+1. unroll the agent network over t = 0..T, take Q_i(τ_t, u_t) and mix: Q_tot(s_t, u_t);
+2. next actions ũ' = argmax of the *online* agent Qs at t+1 over available actions (double Q),
+   evaluated by the *target* networks: y = r + γ (1 − terminated) Q_tot^target(s_{t+1}, ũ');
+3. loss = Σ mask·(Q_tot − y)² / Σ mask; RMSprop step with the gradient norm clipped;
+4. target networks hard-copied every ``sync_frequency`` updates.
+
+Subclasses change the target (:meth:`compute_targets`) and the loss (:meth:`compute_loss`);
+the unroll, masking, optimiser, clipping and target copies stay here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from xwq.policies.exploration import masked_argmax
+from xwq.policies.q_networks import MixingQNetwork
+from xwq.registry import REGISTRY_LEARNER
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; training stops rather than corrupting the networks."""
+
+
+def gather_actions(q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``q [B, T, n, A]``, ``actions [B, T, n]`` -> Q at those actions ``[B, T, n]``."""
+    return q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Σ mask·values / Σ mask, broadcasting ``mask [B, T]`` over trailing agent dims."""
+    while mask.dim() < values.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.expand_as(values)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def make_optimizer(config: Any, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.learning_rate)
+    return torch.optim.RMSprop(params, lr=config.learning_rate, alpha=config.rmsprop_alpha,
+                               eps=config.rmsprop_eps)
+
+
+@REGISTRY_LEARNER.register("QMIX_Learner")
+class QMIXLearner:
+    """TD learner for a :class:`MixingQNetwork` (IQL, VDN or QMIX by its mixer)."""
+
+    #: online module names whose hard-copied targets this learner keeps
+    target_modules: tuple[str, ...] = ("agent", "mixer")
+
+    def __init__(self, config: Any, policy: MixingQNetwork) -> None:
+        self.config = config
+        self.policy = policy
+        self.gamma = config.gamma
+        self.params = [p for p in policy.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(config, self.params)
+        self.targets = nn.ModuleDict({
+            name: copy.deepcopy(getattr(policy, name))
+            for name in self.target_modules if getattr(policy, name) is not None})
+        self.targets.requires_grad_(False)
+        self.updates = 0
+
+    def sync_targets(self) -> None:
+        for name, target in self.targets.items():
+            target.load_state_dict(getattr(self.policy, name).state_dict())
+
+    # --- the pieces subclasses change ----------------------------------------------------
+    def compute_targets(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
+                        next_actions: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """y = r + γ (1 − terminated) · Q_tot^target(s', ũ'); ``[B, T]`` (``[B, T, n]`` for IQL)."""
+        target_q, _ = self.targets["agent"](inputs)
+        if self.config.double_q:
+            next_q = gather_actions(target_q[:, 1:], next_actions)
+        else:
+            next_q = gather_actions(target_q[:, 1:],
+                                    masked_argmax(target_q[:, 1:], batch["avail"][:, 1:]))
+        mixer = self.targets["mixer"] if "mixer" in self.targets else None
+        next_q_tot = next_q if mixer is None else mixer(next_q, batch["state"][:, 1:])
+        return self._bellman(batch, next_q_tot), {}
+
+    def compute_loss(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
+                     q_all: torch.Tensor, q_tot: torch.Tensor, targets: torch.Tensor,
+                     aux: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        td_error = q_tot - targets
+        loss = masked_mean(td_error.pow(2), batch["filled"])
+        return loss, {"loss": loss.item(),
+                      "td_error_abs": masked_mean(td_error.abs(), batch["filled"]).item()}
+
+    # --- shared machinery ----------------------------------------------------------------
+    def _bellman(self, batch: dict[str, torch.Tensor], next_value: torch.Tensor) -> torch.Tensor:
+        reward, not_done = batch["reward"], 1.0 - batch["terminated"].float()
+        if next_value.dim() == 3:  # IQL: one target per agent from the team reward
+            reward, not_done = reward.unsqueeze(-1), not_done.unsqueeze(-1)
+        return reward + self.gamma * not_done * next_value
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One gradient step on a batch of episodes (see the module docstring).
+
+        ``batch``: obs ``[B, T+1, n, o]``, state ``[B, T+1, S]``, avail ``[B, T+1, n, A]``,
+        actions ``[B, T, n]`` int64, reward/terminated/filled ``[B, T]``.
+        """
+        policy = self.policy
+        actions = batch["actions"]
+        no_action = torch.full_like(actions[:, :1], -1)
+        inputs = policy.build_inputs(batch["obs"], torch.cat([no_action, actions], dim=1))
+        q_all, _ = policy.agent(inputs)
+        q_tot = policy.mix(gather_actions(q_all[:, :-1], actions), batch["state"][:, :-1])
+        with torch.no_grad():
+            next_actions = masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
+            targets, aux = self.compute_targets(batch, inputs, next_actions)
+        loss, stats = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss {loss.item()} at update {self.updates + 1}; lower "
+                "learning_rate or check the env's rewards")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.use_grad_clip:
+            grad_norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_clip_norm)
+            stats["grad_norm"] = float(grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % self.config.sync_frequency == 0:
+            self.sync_targets()
+        stats["q_tot"] = masked_mean(q_tot.detach(), batch["filled"]).item()
+        stats["target"] = masked_mean(targets, batch["filled"]).item()
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"targets": self.targets.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.targets.load_state_dict(state["targets"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]

@@ -1,0 +1,102 @@
+"""Mixers: combine per-agent Q values into a joint Q_tot, conditioned on the state.
+
+Every mixer maps ``agent_qs [*B, n_agents]`` and ``state [*B, state_dim]`` to ``q_tot [*B]``,
+where ``*B`` is any number of leading dimensions (batch, time).
+
+>>> mixer = QMixer(n_agents=3, state_dim=10)
+>>> mixer(torch.zeros(32, 25, 3), torch.zeros(32, 25, 10)).shape
+torch.Size([32, 25])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _check(agent_qs: torch.Tensor, state: torch.Tensor, n_agents: int, state_dim: int) -> None:
+    if agent_qs.shape[-1] != n_agents or state.shape[-1] != state_dim:
+        raise ValueError(
+            f"mixer expects agent_qs [*B, {n_agents}] and state [*B, {state_dim}], got "
+            f"{tuple(agent_qs.shape)} and {tuple(state.shape)}")
+    if agent_qs.shape[:-1] != state.shape[:-1]:
+        raise ValueError(f"agent_qs {tuple(agent_qs.shape)} and state {tuple(state.shape)} "
+                         "disagree on the leading (batch, time) dimensions")
+
+
+class VDNMixer(nn.Module):
+    """Q_tot = Σ_i Q_i (Sunehag et al., 2018). No parameters; the state is ignored."""
+
+    def __init__(self, n_agents: int, state_dim: int, **_: object) -> None:
+        super().__init__()
+        self.n_agents, self.state_dim = n_agents, state_dim
+
+    def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        _check(agent_qs, state, self.n_agents, self.state_dim)
+        return agent_qs.sum(dim=-1)
+
+
+class QMixer(nn.Module):
+    """The monotonic QMIX mixer (Rashid et al., 2018).
+
+    Hypernetworks of the state give non-negative weights, so ∂Q_tot/∂Q_i ≥ 0:
+    ``h = ELU(q · |W1(s)| + b1(s))``, ``Q_tot = h · |W2(s)| + V(s)`` with W1 ``[n, embed]``,
+    W2 ``[embed, 1]``, ``V(s) = Linear → ReLU → Linear``.
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, hidden_dim_mixing_net: int = 32,
+                 hidden_dim_hyper_net: int = 64, hypernet_layers: int = 2, **_: object) -> None:
+        super().__init__()
+        self.n_agents, self.state_dim = n_agents, state_dim
+        self.embed_dim = embed = hidden_dim_mixing_net
+
+        def hyper(out_dim: int) -> nn.Module:
+            if hypernet_layers == 1:
+                return nn.Linear(state_dim, out_dim)
+            return nn.Sequential(nn.Linear(state_dim, hidden_dim_hyper_net), nn.ReLU(),
+                                 nn.Linear(hidden_dim_hyper_net, out_dim))
+
+        self.hyper_w1 = hyper(n_agents * embed)
+        self.hyper_b1 = nn.Linear(state_dim, embed)
+        self.hyper_w2 = hyper(embed)
+        self.value = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
+
+    def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        _check(agent_qs, state, self.n_agents, self.state_dim)
+        lead = agent_qs.shape[:-1]
+        qs = agent_qs.reshape(-1, 1, self.n_agents)
+        s = state.reshape(-1, self.state_dim)
+        w1 = self.hyper_w1(s).abs().view(-1, self.n_agents, self.embed_dim)
+        b1 = self.hyper_b1(s).view(-1, 1, self.embed_dim)
+        hidden = nn.functional.elu(torch.bmm(qs, w1) + b1)
+        w2 = self.hyper_w2(s).abs().view(-1, self.embed_dim, 1)
+        q_tot = torch.bmm(hidden, w2).view(-1) + self.value(s).view(-1)
+        return q_tot.view(lead)
+
+
+class FeedForwardMixer(nn.Module):
+    """The unrestricted mixer of Q̂* in Weighted QMIX: not monotonic in the agents' Qs.
+
+    ``Q̂*(s, u) = MLP([q_1 … q_n, s]) + V(s)`` with three ReLU layers of width
+    ``hidden_dim_ff_mix_net`` (256 in the paper) and ``V(s) = Linear → ReLU → Linear``.
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, hidden_dim_ff_mix_net: int = 256,
+                 **_: object) -> None:
+        super().__init__()
+        self.n_agents, self.state_dim = n_agents, state_dim
+        width = hidden_dim_ff_mix_net
+        self.net = nn.Sequential(
+            nn.Linear(n_agents + state_dim, width), nn.ReLU(),
+            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(width, 1))
+        self.value = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU(), nn.Linear(width, 1))
+
+    def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        _check(agent_qs, state, self.n_agents, self.state_dim)
+        joint = torch.cat([agent_qs, state], dim=-1)
+        return (self.net(joint) + self.value(state)).squeeze(-1)
+
+
+MIXERS = {"VDN": VDNMixer, "QMIX": QMixer}

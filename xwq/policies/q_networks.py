@@ -1,0 +1,108 @@
+"""Agent Q networks and the mixing policies built from them.
+
+- :class:`AgentNetwork`: a shared body (:mod:`xwq.representations`) and a linear Q head.
+- :class:`MixingQNetwork`: the agent network and a mixer (VDN, QMIX, or none for IQL).
+- :class:`WeightedMixingQNetwork`: the same, plus Weighted QMIX's Q̂* — its own agent network
+  (same architecture, separate parameters) and the feed-forward mixer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from xwq.environment.spec import EnvSpec
+from xwq.policies.exploration import masked_argmax
+from xwq.policies.mixers import MIXERS, FeedForwardMixer
+from xwq.registry import REGISTRY_POLICY, REGISTRY_REPRESENTATION
+
+
+class AgentNetwork(nn.Module):
+    """Per-agent Q values, parameters shared across agents.
+
+    ``forward(inputs [B, T, n, input_dim], hidden [B*n, H] or None)
+    -> (q [B, T, n, n_actions], hidden)``
+    """
+
+    def __init__(self, config: Any, input_dim: int, n_actions: int) -> None:
+        super().__init__()
+        body = REGISTRY_REPRESENTATION[config.representation]
+        self.body = body(input_dim=input_dim, fc_hidden_sizes=list(config.fc_hidden_sizes),
+                         recurrent_hidden_size=config.recurrent_hidden_size)
+        self.head = nn.Linear(self.body.output_dim, n_actions)
+
+    def initial_hidden(self, batch: int, device: torch.device) -> torch.Tensor | None:
+        return self.body.initial_hidden(batch, device)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features, hidden = self.body(inputs, hidden)
+        return self.head(features), hidden
+
+
+@REGISTRY_POLICY.register("Mixing_Q_network")
+class MixingQNetwork(nn.Module):
+    """Agent network + mixer: the policy of IQL (``mixer: null``), VDN and QMIX.
+
+    Agent inputs are the observation ⊕ one-hot previous action (``obs_last_action``) ⊕ one-hot
+    agent index (``obs_agent_id``), built once by :meth:`build_inputs` and shared by every
+    agent network that reads them.
+    """
+
+    def __init__(self, config: Any, spec: EnvSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.n_agents, self.n_actions = spec.n_agents, spec.n_actions
+        self.obs_last_action = config.obs_last_action
+        self.obs_agent_id = config.obs_agent_id
+        self.input_dim = (spec.obs_dim + self.n_actions * self.obs_last_action
+                          + self.n_agents * self.obs_agent_id)
+        self.agent = AgentNetwork(config, self.input_dim, self.n_actions)
+        mixer_kwargs = dict(n_agents=self.n_agents, state_dim=spec.state_dim,
+                            hidden_dim_mixing_net=config.hidden_dim_mixing_net,
+                            hidden_dim_hyper_net=config.hidden_dim_hyper_net,
+                            hypernet_layers=config.hypernet_layers)
+        self.mixer = MIXERS[config.mixer](**mixer_kwargs) if config.mixer else None
+
+    def build_inputs(self, obs: torch.Tensor, prev_actions: torch.Tensor) -> torch.Tensor:
+        """``obs [B, T, n, obs_dim]``, ``prev_actions [B, T, n]`` (-1: none yet)
+        -> ``[B, T, n, input_dim]``."""
+        parts = [obs]
+        if self.obs_last_action:
+            one_hot = F.one_hot(prev_actions.clamp(min=0), self.n_actions).to(obs.dtype)
+            parts.append(one_hot * (prev_actions >= 0).unsqueeze(-1).to(obs.dtype))
+        if self.obs_agent_id:
+            eye = torch.eye(self.n_agents, device=obs.device, dtype=obs.dtype)
+            parts.append(eye.expand(*obs.shape[:2], -1, -1))
+        return torch.cat(parts, dim=-1)
+
+    def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``[*B, n]``, ``[*B, S]`` -> ``[*B]``; without a mixer (IQL) the agents' Qs pass
+        through unchanged (``[*B, n]``)."""
+        return agent_qs if self.mixer is None else self.mixer(agent_qs, state)
+
+    @torch.no_grad()
+    def greedy(self, obs: torch.Tensor, prev_actions: torch.Tensor, avail: torch.Tensor,
+               hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One acting step for K envs: ``obs [K, n, obs_dim]``, ``prev_actions [K, n]``,
+        ``avail [K, n, A]`` -> greedy available actions ``[K, n]`` and the new hidden state."""
+        inputs = self.build_inputs(obs.unsqueeze(1), prev_actions.unsqueeze(1))
+        q, hidden = self.agent(inputs, hidden)
+        return masked_argmax(q.squeeze(1), avail), hidden
+
+
+@REGISTRY_POLICY.register("Weighted_Mixing_Q_network")
+class WeightedMixingQNetwork(MixingQNetwork):
+    """The QMIX policy plus Q̂*: its own agent network and an unrestricted feed-forward mixer.
+
+    Acting is QMIX's (greedy on the QMIX agent network); Q̂* only shapes the learning target.
+    """
+
+    def __init__(self, config: Any, spec: EnvSpec) -> None:
+        super().__init__(config, spec)
+        self.star_agent = AgentNetwork(config, self.input_dim, self.n_actions)
+        self.star_mixer = FeedForwardMixer(self.n_agents, spec.state_dim,
+                                           hidden_dim_ff_mix_net=config.hidden_dim_ff_mix_net)
