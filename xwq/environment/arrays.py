@@ -97,11 +97,13 @@ class ArrayEnv:
             out[i, : flat.size] = flat
         return out
 
-    def _avail_array(self) -> np.ndarray:
+    def _avail_array(self, finished_now: frozenset[str] = frozenset()) -> np.ndarray:
+        """Masks of live agents; an agent that has left may only take action 0. An agent that
+        finished in this very step keeps its last mask (it may be empty: then action 0)."""
         out = np.zeros((self.spec.n_agents, self.spec.n_actions), dtype=bool)
         masks = self.env.avail_actions()
         for i, agent in enumerate(self.spec.agents):
-            if agent in self._done_agents:
+            if agent in self._done_agents or (agent in finished_now and agent not in masks):
                 out[i, 0] = True
                 continue
             mask = np.asarray(masks[agent], dtype=bool).reshape(-1)
@@ -109,6 +111,9 @@ class ArrayEnv:
                 raise EnvMismatchError(
                     f"agent '{agent}': action mask has {mask.size} entries but the action space "
                     f"has {self._n_actions[i]} actions")
+            if not mask.any() and agent in finished_now:
+                out[i, 0] = True
+                continue
             if not mask.any():
                 raise EnvMismatchError(
                     f"agent '{agent}': action mask has no available action at step {self._t}; "
@@ -154,14 +159,15 @@ class ArrayEnv:
                 raise EnvMismatchError(f"step() returned {name} without agents {missing}")
         values = [float(rewards[a]) for a in live]
         reward = float(np.mean(values) if self.team_reward == "mean" else np.sum(values))
-        for agent in live:
-            if terminated[agent] or truncated[agent]:
-                self._done_agents.add(agent)
+        finished_now = frozenset(a for a in live if terminated[a] or truncated[a])
+        # agents that finished in this step still show their last observation; only from the
+        # next step on do they see zeros (a bootstrap at a time limit needs the real one)
+        obs_array = self._obs_array(obs)
+        avail = self._avail_array(finished_now)
+        self._done_agents |= finished_now
         everyone_done = len(self._done_agents) == self.spec.n_agents
         term = bool(everyone_done and any(terminated[a] for a in live))
         trunc = (not term) and (everyone_done or self._t >= self.spec.max_episode_steps)
-        obs_array = self._obs_array(obs)
-        avail = self._avail_array()
         return obs_array, self._state_array(), avail, reward, term, trunc
 
     def render(self) -> np.ndarray | None:

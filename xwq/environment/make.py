@@ -41,7 +41,9 @@ def _native_class(config: Any) -> type | None:
                 "use vectorize: serial or subprocess")
         return None
     cls = REGISTRY_NATIVE_ENV[config.env_name]
-    if config.env_id in cls.env_ids:
+    if config.vectorize == "native" and config.env_id in cls.env_ids:
+        return cls  # its constructor explains any kwargs it does not implement
+    if cls.supports(config.env_id, config.env_kwargs):
         return cls
     if config.vectorize == "native":
         raise ValueError(
@@ -56,8 +58,10 @@ def make_envs(config: Any, test: bool = False) -> VecEnv:
     num_envs = config.test_parallels if test else config.parallels
     native = _native_class(config)
     if native is not None:
-        return native(config.env_id, num_envs, team_reward=config.team_reward,
-                      **config.env_kwargs)
+        kwargs = dict(config.env_kwargs)
+        if config.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = config.max_episode_steps
+        return native(config.env_id, num_envs, team_reward=config.team_reward, **kwargs)
     if config.env_name not in REGISTRY_ENV and config.env_name in REGISTRY_NATIVE_ENV:
         raise ValueError(
             f"env '{config.env_name}' exists only as a native vectorised env; "

@@ -94,6 +94,12 @@ class SimpleSpreadVecEnv(NativeVecEnv):
     env_ids = ("simple_spread_v3",)
     render_size = 300  # pixels per side of render() frames
 
+    @classmethod
+    def supports(cls, env_id: str, env_kwargs: dict) -> bool:
+        return env_id in cls.env_ids and all(
+            env_kwargs[key] == default for key, default in _UNSUPPORTED.items()
+            if key in env_kwargs)
+
     def __init__(self, env_id: str, num_envs: int, team_reward: str = "mean", *,
                  N: int = 3, local_ratio: float = 0.5, max_cycles: int = 25,
                  dynamic_rescaling: bool = True, curriculum: bool = False,

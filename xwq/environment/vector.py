@@ -98,6 +98,12 @@ class NativeVecEnv(VecEnv):
 
     env_ids: tuple[str, ...] = ()
 
+    @classmethod
+    def supports(cls, env_id: str, env_kwargs: dict) -> bool:
+        """Whether this native env implements ``env_id`` with these kwargs; when it does not,
+        ``vectorize: auto`` falls back to the serial wrapper of the registered dict env."""
+        return env_id in cls.env_ids
+
     def get_rng_state(self) -> list:
         return [self.rng.bit_generator.state]
 
