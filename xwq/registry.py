@@ -28,8 +28,9 @@ class UnknownNameError(KeyError):
 
 def closest(name: str, choices: list[str]) -> str:
     """' Did you mean 'x'?' for the closest of ``choices``, or '' when nothing is close."""
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" Did you mean '{match[0]}'?" if match else ""
+    lowered = {choice.lower(): choice for choice in choices}
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" Did you mean '{lowered[match[0]]}'?" if match else ""
 
 
 class _Lazy:

@@ -1,6 +1,7 @@
 """Any PettingZoo ``ParallelEnv`` as a :class:`MultiAgentEnv`, without subclassing.
 
-- observations of any Box shape (flattened later), or dicts ``{"observation", "action_mask"}``;
+- observations of any Box shape (flattened later), Discrete (one-hot) or MultiBinary, or dicts
+  ``{"observation", "action_mask"}`` of those;
 - action masks from ``info[agent]["action_mask"]`` or the observation dict, when present;
 - ``state()`` when the env has one, else the concatenated observations;
 - agents that leave early (absent from the returned dicts) are kept with zero observations.
@@ -30,6 +31,8 @@ class PettingZooEnv(MultiAgentEnv):
         self.agents = list(env.possible_agents)
         self.observation_space = {}
         self._dict_obs = {}
+        self._raw_spaces: dict[str, spaces.Space] = {}
+        self._has_state = True
         for agent in self.agents:
             space = env.observation_space(agent)
             if isinstance(space, spaces.Dict) and "observation" in space.spaces:
@@ -37,6 +40,11 @@ class PettingZooEnv(MultiAgentEnv):
                 space = space.spaces["observation"]
             else:
                 self._dict_obs[agent] = False
+            self._raw_spaces[agent] = space
+            if isinstance(space, spaces.Discrete):
+                space = spaces.Box(0.0, 1.0, (int(space.n),), dtype=np.float32)
+            elif isinstance(space, spaces.MultiBinary):
+                space = spaces.Box(0.0, 1.0, tuple(np.atleast_1d(space.n)), dtype=np.float32)
             self.observation_space[agent] = space
         self.action_space = {agent: env.action_space(agent) for agent in self.agents}
         self.state_space = getattr(env, "state_space", None)
@@ -72,6 +80,11 @@ class PettingZooEnv(MultiAgentEnv):
             if mask is None and isinstance(info, dict):
                 mask = info.get("action_mask")
             self._masks[agent] = None if mask is None else np.asarray(mask, dtype=bool)
+            raw = self._raw_spaces[agent]
+            if isinstance(raw, spaces.Discrete):
+                one_hot = np.zeros(int(raw.n), dtype=np.float32)
+                one_hot[int(value) - int(raw.start)] = 1.0
+                value = one_hot
             out[agent] = np.asarray(value, dtype=np.float32)
         self._last_obs = out
         return out
@@ -86,11 +99,12 @@ class PettingZooEnv(MultiAgentEnv):
         return self._split(obs, infos or {}), rewards, terminated, truncated, infos or {}
 
     def state(self) -> np.ndarray:
-        if self.state_space is not None or hasattr(self.env, "state"):
+        if self._has_state:
             try:
                 return np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
-            except NotImplementedError:
-                pass
+            except (NotImplementedError, TypeError, AttributeError):
+                # no usable global state (ParallelEnv.state raises, or ``state`` is not a method)
+                self._has_state = False
         return np.concatenate([self._last_obs[a].reshape(-1) for a in self.agents])
 
     def avail_actions(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,74 @@
+"""Shared test fixtures: small custom environments and quiet, isolated run folders."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    """Config overrides that keep logs, models and results inside the test's tmp folder."""
+    return {"log_dir": str(tmp_path / "logs"), "model_dir": str(tmp_path / "models"),
+            "results_dir": str(tmp_path / "results"), "progress_bar": False}
+
+
+class CountingEnv:
+    """A tiny deterministic-by-seed MultiAgentEnv used across tests (defined lazily so the
+    import of xwq happens inside tests)."""
+
+
+def make_counting_env_class():
+    from xwq import MultiAgentEnv
+
+    class Counting(MultiAgentEnv):
+        """2 agents, obs = [t, own index, seed noise]; reward = number of agents choosing 1;
+        action 2 is unavailable to agent 'b'; episode ends (terminated) after ``length`` steps,
+        or truncated by the 6-step limit."""
+
+        def __init__(self, env_id: str = "x", length: int = 4, **_):
+            self.agents = ["a", "b"]
+            self.observation_space = {a: spaces.Box(-10, 10, (3,)) for a in self.agents}
+            self.action_space = {a: spaces.Discrete(3) for a in self.agents}
+            self.state_space = spaces.Box(-10, 10, (4,))
+            self.max_episode_steps = 6
+            self.length = length
+            self.rng = np.random.default_rng()
+
+        def _obs(self):
+            return {a: np.array([self.t, i, self.noise], np.float32)
+                    for i, a in enumerate(self.agents)}
+
+        def reset(self, seed=None):
+            if seed is not None:
+                self.rng = np.random.default_rng(seed)
+            self.t = 0
+            self.noise = float(self.rng.random())
+            return self._obs(), {}
+
+        def step(self, actions):
+            self.t += 1
+            self.noise = float(self.rng.random())
+            reward = float(sum(u == 1 for u in actions.values()))
+            done = self.t >= self.length
+            return (self._obs(), {a: reward for a in self.agents},
+                    {a: done for a in self.agents}, {a: False for a in self.agents}, {})
+
+        def state(self):
+            return np.array([self.t, self.noise, 0.0, 1.0], np.float32)
+
+        def avail_actions(self):
+            return {"a": np.array([1, 1, 1], bool), "b": np.array([1, 1, 0], bool)}
+
+    return Counting
+
+
+@pytest.fixture
+def counting_env_class():
+    return make_counting_env_class()

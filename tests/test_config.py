@@ -1,0 +1,91 @@
+import pytest
+import yaml
+
+import xwq
+from xwq.common.config import BASE_FILE, ConfigError, get_configs
+
+
+def test_base_yaml_documents_every_key_with_a_comment():
+    lines = [line for line in BASE_FILE.read_text().splitlines()
+             if line and not line.startswith("#") and not line.startswith(" ")]
+    keys = yaml.safe_load(BASE_FILE.read_text())
+    assert len(lines) == len(keys)
+    for line in lines:
+        assert "#" in line, f"base.yaml key without a comment: {line}"
+
+
+def test_layers_apply_in_order(tmp_path):
+    config = get_configs(method="wqmix", env="mpe", env_id="simple_spread_v3")
+    assert config.learner == "WQMIX_Learner" and config.weighting == "ow"  # method file
+    assert config.env_kwargs == {"N": 3, "local_ratio": 0.5, "max_cycles": 25}  # env_id file
+    assert config.training_frequency == 25  # <method>/<env>.yaml
+    user = tmp_path / "user.yaml"
+    user.write_text("learning_rate: 0.001\nbatch_size: 16\n")
+    config = get_configs(user, method="cw_qmix", env="mpe", env_id="simple_spread_v3",
+                         overrides={"batch_size": 8})
+    assert config.learning_rate == 0.001 and config.batch_size == 8 and config.weighting == "cw"
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    config = get_configs(method="qmix", overrides={"learning_rate": 1, "gamma": 1})
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"learnng_rate": 0.1}, r"unknown config key 'learnng_rate' \(from override\).*"
+                            r"Did you mean 'learning_rate'"),
+    ({"learning_rate": "abc"}, r"'learning_rate' = 'abc' \(from override\): must be a number"),
+    ({"learning_rate": -1.0}, r"'learning_rate' = -1.0 .*must be in \(0, inf\]"),
+    ({"parallels": 0}, r"'parallels' = 0 .*must be in \[1, inf\]"),
+    ({"gamma": 1.5}, r"'gamma' = 1.5 .*must be in \[0, 1\]"),
+    ({"parallels": 2.5}, r"'parallels' = 2.5 .*must be an integer"),
+    ({"double_q": "yes"}, r"'double_q' = 'yes' .*must be true/false"),
+    ({"batch_size": True}, r"'batch_size' = True .*must be an integer"),
+    ({"weighting": "xw"}, r"'weighting' = 'xw' .*must be one of 'ow', 'cw'"),
+    ({"mixer": "qmix"}, r"'mixer' = 'qmix' .*must be one of 'VDN', 'QMIX'.*Did you mean 'QMIX'"),
+    ({"env_kwargs": [1]}, r"'env_kwargs' = \[1\] .*must be a mapping"),
+    ({"fc_hidden_sizes": [64, -1]}, r"'fc_hidden_sizes' .*non-empty list of positive integers"),
+    ({"end_greedy": 0.9, "start_greedy": 0.5}, r"'end_greedy' = 0.9 .*above 'start_greedy'"),
+    ({"seed": None}, r"'seed' = None .*null is not allowed"),
+])
+def test_bad_values_raise_one_clear_error(overrides, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        get_configs(method="wqmix", env="mpe", env_id="simple_spread_v3", overrides=overrides)
+
+
+def test_errors_name_the_file_they_came_from(tmp_path):
+    user = tmp_path / "mine.yaml"
+    user.write_text("gamma: 2\n")
+    with pytest.raises(ConfigError, match=r"'gamma' = 2 \(from .*mine.yaml\)"):
+        get_configs(user, method="qmix")
+    user.write_text("[1, 2]\n")
+    with pytest.raises(ConfigError, match="mine.yaml: expected a mapping"):
+        get_configs(user, method="qmix")
+    user.write_text("a: [\n")
+    with pytest.raises(ConfigError, match="mine.yaml: not valid YAML"):
+        get_configs(user, method="qmix")
+    with pytest.raises(ConfigError, match="config file not found"):
+        get_configs(tmp_path / "absent.yaml", method="qmix")
+
+
+def test_get_runner_reports_config_errors_without_building_anything(run_dirs):
+    with pytest.raises(ConfigError, match="learning_rate"):
+        xwq.get_runner("wqmix", "mpe", "simple_spread_v3", learning_rate="abc", **run_dirs)
+
+
+def test_config_round_trip(tmp_path):
+    config = get_configs(method="cw_qmix", env="mpe", env_id="simple_reference_v3",
+                         overrides={"batch_size": 7, "fc_hidden_sizes": [32, 16]})
+    path = tmp_path / "resolved.yaml"
+    config.dump(path)
+    again = get_configs(file_dir=path)
+    assert again == config and again.to_dict() == config.to_dict()
+
+
+def test_user_file_alone_selects_method_and_unregistered_env(tmp_path):
+    user = tmp_path / "custom.yaml"
+    user.write_text("method: vdn\nenv_name: my_env\nenv_id: level1\n"
+                    "env_kwargs: {size: 3}\nrunning_steps: 100\n")
+    config = get_configs(file_dir=user)
+    assert (config.method, config.env_name, config.env_id) == ("vdn", "my_env", "level1")
+    assert config.mixer == "VDN" and config.env_kwargs == {"size": 3}
