@@ -136,7 +136,7 @@ def test_registered_and_serial_path_equals_native():
     for _ in range(2):
         x, y = native.step(JOINT), serial.step(JOINT)
         for field in ("obs", "state", "avail", "reward", "terminated", "truncated",
-                      "final_state"):
+                      "final_obs", "final_state", "final_avail"):
             np.testing.assert_array_equal(getattr(x, field), getattr(y, field), err_msg=field)
 
 
@@ -148,3 +148,12 @@ def test_packaged_matrix_game_configs(method):
     assert config.training_frequency == 1  # one update per one-step episode
     envs = xwq.make_envs(config)
     assert isinstance(envs, MatrixGameVecEnv) and envs.num_envs == config.parallels
+
+
+def test_config_time_limit_does_not_lengthen_the_game():
+    config = xwq.get_configs(method="qmix", env="matrix_game", env_id="nonmonotonic",
+                             overrides={"max_episode_steps": 5})
+    envs = xwq.make_envs(config)
+    assert envs.spec.max_episode_steps == 1
+    envs.reset(seed=0)
+    assert envs.step(np.zeros((config.parallels, 2), dtype=np.int64)).terminated.all()

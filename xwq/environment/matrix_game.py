@@ -82,16 +82,21 @@ class MatrixGameVecEnv(NativeVecEnv):
         team_reward: accepted for the common constructor and ignored: the payoff already is the
             team reward.
         payoff: n×n nested list (default: the paper's game); n is the number of actions.
+        max_episode_steps: accepted (``make_envs`` passes the config key) but every game lasts
+            one step whatever it is, so the spec always says 1.
     """
 
     env_ids = ENV_IDS
 
     def __init__(self, env_id: str = "nonmonotonic", num_envs: int = 1,
                  team_reward: str = "mean", payoff: Sequence[Sequence[float]] | None = None,
-                 ) -> None:
+                 max_episode_steps: int = 1) -> None:
         _check_env_id(env_id)
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if max_episode_steps < 1:
+            raise ValueError(f"env 'matrix_game': max_episode_steps must be >= 1, "
+                             f"got {max_episode_steps}")
         self.payoff = payoff_matrix(payoff)
         self.num_envs = int(num_envs)
         n_actions = self.payoff.shape[0]
