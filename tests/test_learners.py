@@ -1,0 +1,232 @@
+"""The learners: weighting formulas on hand-made tensors, targets, masking, composition."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import xwq
+from xwq.agents.buffer import BufferTooLargeError, EpisodeBuffer
+from xwq.environment.spec import EnvSpec
+from xwq.learners import NonFiniteLossError, QMIXLearner, WQMIXLearner, cw_weights, ow_weights
+from xwq.policies import MixingQNetwork, WeightedMixingQNetwork
+
+SPEC = EnvSpec(agents=("a", "b"), obs_dim=3, state_dim=4, n_actions=3, max_episode_steps=4)
+
+
+def test_ow_weights():
+    td = torch.tensor([-2.0, -1e-6, 0.0, 3.0])
+    np.testing.assert_allclose(ow_weights(td, 0.1), [1.0, 1.0, 0.1, 0.1])
+
+
+def test_cw_weights_full_when_every_agent_is_greedy_only():
+    actions = torch.tensor([[[0, 1], [0, 1], [2, 1]]])  # [B=1, T=3, n=2]
+    greedy = torch.tensor([[[0, 1], [0, 2], [0, 2]]])
+    targets = torch.zeros(1, 3)
+    q_star = torch.ones(1, 3)  # target below Q̂*(s, û): second condition false
+    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.3),
+                               [[1.0, 0.3, 0.3]])
+
+
+def test_cw_weights_full_when_target_beats_q_star_at_greedy_action():
+    actions = torch.tensor([[[2, 2], [2, 2], [2, 2]]])
+    greedy = torch.zeros(1, 3, 2, dtype=torch.long)  # never greedy
+    targets = torch.tensor([[1.0, 0.5, 2.0]])
+    q_star = torch.tensor([[0.5, 0.5, 2.5]])  # strictly greater only in the first step
+    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.1),
+                               [[1.0, 0.1, 0.1]])
+
+
+def _batch(B=5, T=4, seed=0):
+    rng = np.random.default_rng(seed)
+    filled = np.ones((B, T), bool)
+    filled[0, 2:] = False  # a short episode, padded
+    terminated = np.zeros((B, T), bool)
+    terminated[0, 1] = True
+    avail = rng.random((B, T + 1, 2, 3)) < 0.7
+    avail[..., 0] = True
+    avail[0, 3:] = False  # padding has no available action
+    return {
+        "obs": torch.tensor(rng.normal(size=(B, T + 1, 2, 3)), dtype=torch.float32),
+        "state": torch.tensor(rng.normal(size=(B, T + 1, 4)), dtype=torch.float32),
+        "avail": torch.tensor(avail),
+        "actions": torch.tensor(rng.integers(0, 3, (B, T, 2))),
+        "reward": torch.tensor(rng.normal(size=(B, T)), dtype=torch.float32),
+        "terminated": torch.tensor(terminated), "filled": torch.tensor(filled),
+    }
+
+
+def _learner(method, **overrides):
+    config = xwq.get_configs(method=method, overrides={"sync_frequency": 3, **overrides})
+    policy_class = WeightedMixingQNetwork if config.learner == "WQMIX_Learner" else MixingQNetwork
+    torch.manual_seed(0)
+    policy = policy_class(config, SPEC)
+    learner_class = WQMIXLearner if config.learner == "WQMIX_Learner" else QMIXLearner
+    return learner_class(config, policy)
+
+
+def test_qmix_target_is_double_q_through_target_networks_and_stops_at_termination():
+    learner = _learner("qmix", gamma=0.5)
+    batch = _batch()
+    with torch.no_grad():  # make the target networks differ from the online ones
+        for p in learner.targets.parameters():
+            p.add_(0.3)
+    policy = learner.policy
+    actions = batch["actions"]
+    inputs = policy.build_inputs(batch["obs"], torch.cat(
+        [torch.full_like(actions[:, :1], -1), actions], dim=1))
+    with torch.no_grad():
+        q_online, _ = policy.agent(inputs)
+        q_target, _ = learner.targets["agent"](inputs)
+        allowed = batch["avail"][:, 1:] | ~batch["avail"][:, 1:].any(-1, keepdim=True)
+        chosen = q_online[:, 1:].masked_fill(~allowed, -np.inf).argmax(-1)
+        next_q = q_target[:, 1:].gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+        next_tot = learner.targets["mixer"](next_q, batch["state"][:, 1:])
+        expected = batch["reward"] + 0.5 * (1 - batch["terminated"].float()) * next_tot
+        targets, _ = learner.compute_targets(batch, inputs, chosen)
+    torch.testing.assert_close(targets, expected)
+    assert targets[0, 1] == batch["reward"][0, 1]  # terminated: no bootstrap
+    assert avail_ok(chosen, batch["avail"][:, 1:])
+
+
+def avail_ok(actions, avail):
+    has_any = avail.any(-1)
+    picked = avail.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return bool((picked | ~has_any).all())
+
+
+def test_padded_steps_do_not_change_the_loss():
+    learner = _learner("qmix")
+    batch = _batch()
+    other = copy.deepcopy(batch)
+    other["reward"][0, 2:] = 1e6  # garbage in padding
+    other["obs"][0, 3:] = -1e3
+    policy = learner.policy
+    actions = batch["actions"]
+
+    def loss_of(b):
+        inputs = policy.build_inputs(b["obs"], torch.cat(
+            [torch.full_like(actions[:, :1], -1), actions], dim=1))
+        q_all, _ = policy.agent(inputs)
+        q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                           b["state"][:, :-1])
+        with torch.no_grad():
+            next_actions = xwq.policies.masked_argmax(q_all[:, 1:], b["avail"][:, 1:])
+            targets, aux = learner.compute_targets(b, inputs, next_actions)
+        return learner.compute_loss(b, inputs, q_all, q_tot, targets, aux)[0]
+
+    torch.testing.assert_close(loss_of(batch), loss_of(other))
+
+
+@pytest.mark.parametrize("method", ["iql", "vdn", "qmix", "cw_qmix", "ow_qmix"])
+def test_update_runs_steps_and_syncs_targets(method):
+    learner = _learner(method)
+    before = [p.clone() for p in learner.policy.parameters()]
+    for update in range(3):
+        stats = learner.update(_batch(seed=update))
+        assert np.isfinite(stats["loss"])
+        if update < 2:  # targets differ from the online nets until the sync at update 3
+            online = dict(learner.policy.named_parameters())
+            assert any(not torch.equal(p, online[f"{name}"])
+                       for name, p in learner.targets.named_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.policy.parameters()))
+    for name, target in learner.targets.items():
+        for a, b in zip(target.parameters(), getattr(learner.policy, name).parameters()):
+            assert torch.equal(a, b)
+    if method.endswith("_qmix"):
+        assert set(learner.targets) == {"star_agent", "star_mixer"}
+        assert {"q_star_loss", "weights_mean", "qmix_loss"} <= set(stats)
+        assert stats["loss"] == pytest.approx(stats["qmix_loss"] + stats["q_star_loss"])
+        assert 0.1 <= stats["weights_mean"] <= 1.0
+
+
+def test_wqmix_loss_is_weighted_qmix_plus_unweighted_q_star():
+    learner = _learner("ow_qmix", alpha=0.25)
+    batch = _batch()
+    policy = learner.policy
+    actions = batch["actions"]
+    inputs = policy.build_inputs(batch["obs"], torch.cat(
+        [torch.full_like(actions[:, :1], -1), actions], dim=1))
+    q_all, _ = policy.agent(inputs)
+    q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                       batch["state"][:, :-1])
+    with torch.no_grad():
+        next_actions = xwq.policies.masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
+        targets, aux = learner.compute_targets(batch, inputs, next_actions)
+    loss, stats = learner.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
+    mask = batch["filled"].float()
+    td = (q_tot - targets).detach()
+    w = torch.where(td < 0, 1.0, 0.25)
+    star_q, _ = policy.star_agent(inputs)
+    q_star = policy.star_mixer(star_q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                               batch["state"][:, :-1])
+    expected_qmix = (w * mask * td.pow(2)).sum() / mask.sum()
+    expected_star = (mask * (q_star - targets).pow(2)).sum() / mask.sum()
+    assert stats["qmix_loss"] == pytest.approx(expected_qmix.item(), rel=1e-5)
+    assert stats["q_star_loss"] == pytest.approx(expected_star.item(), rel=1e-5)
+    # the QMIX loss's gradient does not flow into Q̂*, and Q̂*'s does not reach QMIX
+    policy.zero_grad()
+    (expected_star).backward(retain_graph=True)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in policy.agent.parameters())
+
+
+def test_non_finite_loss_stops_with_the_update_number():
+    learner = _learner("qmix")
+    batch = _batch()
+    batch["reward"][1, 1] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="at update 1"):
+        learner.update(batch)
+
+
+def test_wqmix_learner_refuses_a_policy_without_q_star():
+    config = xwq.get_configs(method="wqmix")
+    with pytest.raises(ValueError, match="Weighted_Mixing_Q_network"):
+        WQMIXLearner(config, MixingQNetwork(config, SPEC))
+
+
+# --- the episode buffer -------------------------------------------------------------------
+def _episodes(K, T, seed):
+    rng = np.random.default_rng(seed)
+    filled = np.zeros((K, T), bool)
+    for k in range(K):
+        filled[k, : rng.integers(1, T + 1)] = True
+    return {"obs": rng.normal(size=(K, T + 1, 2, 3)).astype(np.float32),
+            "state": rng.normal(size=(K, T + 1, 4)).astype(np.float32),
+            "avail": rng.random((K, T + 1, 2, 3)) < 0.5,
+            "actions": rng.integers(0, 3, (K, T, 2)), "reward": rng.normal(size=(K, T)),
+            "terminated": rng.random((K, T)) < 0.1, "filled": filled}
+
+
+def test_buffer_round_trip_compact_dtypes_and_ring():
+    buffer = EpisodeBuffer(6, SPEC)
+    assert buffer.data["actions"].dtype == np.int8 and buffer.data["avail"].dtype == bool
+    first, second = _episodes(4, 4, 0), _episodes(4, 4, 1)
+    buffer.add(first)
+    buffer.add(second)  # wraps: slots 4, 5, 0, 1
+    assert buffer.size == 6 and buffer.position == 2
+    np.testing.assert_array_equal(buffer.data["actions"][0], second["actions"][2])
+    np.testing.assert_array_equal(buffer.data["obs"][3], first["obs"][3])
+    batch = buffer.sample(6, np.random.default_rng(0))
+    assert batch["actions"].dtype == torch.int64
+    longest = int(buffer.data["filled"].any(0).nonzero()[0].max()) + 1
+    assert batch["filled"].shape == (6, longest) and batch["obs"].shape[1] == longest + 1
+    assert sorted(batch["reward"][:, 0].tolist()) == sorted(
+        buffer.data["reward"][:, 0].tolist())  # without replacement: every episode once
+
+
+def test_buffer_state_round_trip():
+    buffer = EpisodeBuffer(6, SPEC)
+    buffer.add(_episodes(3, 4, 2))
+    other = EpisodeBuffer(6, SPEC)
+    other.load_state_dict(buffer.state_dict())
+    assert other.size == 3 and other.position == 3
+    for key in buffer.data:
+        np.testing.assert_array_equal(other.data[key], buffer.data[key])
+
+
+def test_buffer_over_budget_says_how_much_it_needs():
+    big = EnvSpec(agents=tuple("abcdefgh"), obs_dim=75, state_dim=200, n_actions=6,
+                  max_episode_steps=200)
+    with pytest.raises(BufferTooLargeError, match=r"needs 3,126 MiB .* budget_mb is 1024"):
+        EpisodeBuffer(5000, big, budget_mb=1024)

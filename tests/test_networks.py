@@ -1,0 +1,146 @@
+"""Mixers, agent bodies and the policies: shapes, monotonicity, masks."""
+
+import numpy as np
+import pytest
+import torch
+
+import xwq
+from xwq.environment.spec import EnvSpec
+from xwq.policies import (
+    EpsilonSchedule,
+    FeedForwardMixer,
+    MixingQNetwork,
+    QMixer,
+    VDNMixer,
+    WeightedMixingQNetwork,
+    epsilon_greedy,
+    masked_argmax,
+)
+from xwq.representations import Basic_MLP, Basic_RNN
+
+SPEC = EnvSpec(agents=("a", "b", "c"), obs_dim=6, state_dim=10, n_actions=4,
+               max_episode_steps=5)
+
+
+@pytest.mark.parametrize("mixer_class", [VDNMixer, QMixer, FeedForwardMixer])
+def test_mixer_shapes_over_any_leading_dims(mixer_class):
+    mixer = mixer_class(n_agents=3, state_dim=10)
+    assert mixer(torch.randn(7, 3), torch.randn(7, 10)).shape == (7,)
+    assert mixer(torch.randn(4, 5, 3), torch.randn(4, 5, 10)).shape == (4, 5)
+
+
+@pytest.mark.parametrize("mixer_class", [VDNMixer, QMixer, FeedForwardMixer])
+def test_mixer_rejects_malformed_input(mixer_class):
+    mixer = mixer_class(n_agents=3, state_dim=10)
+    with pytest.raises(ValueError, match=r"expects agent_qs \[\*B, 3\]"):
+        mixer(torch.randn(4, 2), torch.randn(4, 10))
+    with pytest.raises(ValueError, match="disagree on the leading"):
+        mixer(torch.randn(4, 3), torch.randn(5, 10))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_qmix_is_monotonic_in_every_agent_q(layers):
+    torch.manual_seed(0)
+    mixer = QMixer(n_agents=3, state_dim=10, hypernet_layers=layers)
+    qs = torch.randn(256, 3, requires_grad=True)
+    mixer(qs, torch.randn(256, 10)).sum().backward()
+    assert (qs.grad >= 0).all()
+
+
+def test_feed_forward_mixer_is_not_constrained_to_be_monotonic():
+    torch.manual_seed(0)
+    mixer = FeedForwardMixer(n_agents=3, state_dim=10)
+    qs = torch.randn(256, 3, requires_grad=True)
+    mixer(qs, torch.randn(256, 10)).sum().backward()
+    assert (qs.grad < 0).any() and (qs.grad > 0).any()
+
+
+def test_vdn_is_the_sum():
+    qs = torch.tensor([[1.0, 2.0, -0.5]])
+    assert VDNMixer(3, 10)(qs, torch.zeros(1, 10)).item() == pytest.approx(2.5)
+
+
+def test_gru_body_one_call_equals_step_by_step():
+    torch.manual_seed(0)
+    body = Basic_RNN(input_dim=5, fc_hidden_sizes=[16], recurrent_hidden_size=8)
+    x = torch.randn(2, 6, 3, 5)
+    whole, h_whole = body(x)
+    hidden, steps = None, []
+    for t in range(6):
+        out, hidden = body(x[:, t:t + 1], hidden)
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole)
+    torch.testing.assert_close(hidden, h_whole)
+    assert whole.shape == (2, 6, 3, 8) and h_whole.shape == (6, 8)
+
+
+def test_mlp_body_shape():
+    body = Basic_MLP(input_dim=5, fc_hidden_sizes=[16, 12])
+    out, hidden = body(torch.randn(2, 6, 3, 5))
+    assert out.shape == (2, 6, 3, 12) and hidden is None
+
+
+def _config(**overrides):
+    return xwq.get_configs(method="wqmix", overrides=overrides)
+
+
+def test_policy_inputs_are_obs_last_action_and_agent_id():
+    policy = MixingQNetwork(_config(), SPEC)
+    assert policy.input_dim == 6 + 4 + 3
+    obs = torch.zeros(1, 2, 3, 6)
+    prev = torch.tensor([[[-1, -1, -1], [2, 0, 3]]])
+    inputs = policy.build_inputs(obs, prev)
+    assert inputs[0, 0, :, 6:10].sum() == 0  # no previous action at the start
+    np.testing.assert_array_equal(inputs[0, 1, 0, 6:10], [0, 0, 1, 0])
+    np.testing.assert_array_equal(inputs[0, 1, 2, 10:], [0, 0, 1])  # agent index one-hot
+    no_extras = MixingQNetwork(_config(obs_last_action=False, obs_agent_id=False), SPEC)
+    assert no_extras.input_dim == 6
+
+
+def test_weighted_policy_has_its_own_q_star_networks():
+    policy = WeightedMixingQNetwork(_config(), SPEC)
+    assert isinstance(policy.mixer, QMixer) and isinstance(policy.star_mixer, FeedForwardMixer)
+    own = {id(p) for p in policy.agent.parameters()}
+    assert not own & {id(p) for p in policy.star_agent.parameters()}
+    assert MixingQNetwork(_config(mixer=None), SPEC).mixer is None
+
+
+def test_masked_argmax_never_picks_unavailable_actions():
+    q = torch.tensor([[5.0, 1.0, 9.0, 0.0]])
+    assert masked_argmax(q, torch.tensor([[True, True, False, True]])).item() == 0
+    # padding rows with nothing available fall back to the plain argmax
+    assert masked_argmax(q, torch.zeros(1, 4, dtype=torch.bool)).item() == 2
+
+
+def test_greedy_acting_respects_masks():
+    torch.manual_seed(0)
+    policy = MixingQNetwork(_config(), SPEC)
+    avail = torch.zeros(50, 3, 4, dtype=torch.bool)
+    avail[..., 1] = True
+    avail[:25, :, 3] = True
+    actions, hidden = policy.greedy(torch.randn(50, 3, 6), torch.full((50, 3), -1), avail, None)
+    assert actions.shape == (50, 3) and hidden.shape == (150, 64)
+    assert avail.gather(-1, actions.unsqueeze(-1)).all()
+
+
+def test_epsilon_greedy_random_actions_are_uniform_over_available_only():
+    rng = np.random.default_rng(0)
+    avail = np.zeros((20000, 2, 5), dtype=bool)
+    avail[:, 0, [1, 3]] = True
+    avail[:, 1, :] = True
+    greedy = np.full((20000, 2), 1)
+    actions = epsilon_greedy(greedy, avail, 1.0, rng)
+    assert set(np.unique(actions[:, 0])) == {1, 3}
+    counts = np.bincount(actions[:, 1], minlength=5) / 20000
+    np.testing.assert_allclose(counts, 0.2, atol=0.02)
+    half = epsilon_greedy(greedy, avail, 0.5, rng)
+    explored = (half[:, 1] != 1).mean()  # ε · 4/5 of draws move off the greedy action
+    assert explored == pytest.approx(0.5 * 0.8, abs=0.02)
+    np.testing.assert_array_equal(epsilon_greedy(greedy, avail, 0.0, rng), greedy)
+
+
+def test_epsilon_schedule_is_linear_in_env_steps():
+    schedule = EpsilonSchedule(1.0, 0.05, 1000)
+    assert schedule(0) == 1.0 and schedule(500) == pytest.approx(0.525)
+    assert schedule(1000) == pytest.approx(0.05) and schedule(10**6) == pytest.approx(0.05)
+    assert EpsilonSchedule(1.0, 0.1, 0)(0) == 0.1
