@@ -228,5 +228,6 @@ def test_buffer_state_round_trip():
 def test_buffer_over_budget_says_how_much_it_needs():
     big = EnvSpec(agents=tuple("abcdefgh"), obs_dim=75, state_dim=200, n_actions=6,
                   max_episode_steps=200)
-    with pytest.raises(BufferTooLargeError, match=r"needs 3,126 MiB .*buffer_memory_budget_mb is 1024"):
+    pattern = r"needs 3,126 MiB .*buffer_memory_budget_mb is 1024"
+    with pytest.raises(BufferTooLargeError, match=pattern):
         EpisodeBuffer(5000, big, budget_mb=1024)

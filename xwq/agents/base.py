@@ -176,6 +176,7 @@ class MARLAgents:
                                      ret=f"{np.mean(returns):.2f}", refresh=False)
             if callback is not None:
                 callback(self)
+        self.flush_log()
         return stats
 
     def _learn(self, new_steps: int) -> dict[str, float]:
@@ -201,12 +202,18 @@ class MARLAgents:
         for key, value in stats.items():
             recent.setdefault(key, []).append(value)
         if self.env_steps - self._log_since >= self.config.log_interval:
-            values = {key: float(np.mean(v)) for key, v in recent.items()}
-            values["epsilon"] = self.epsilon(self.env_steps)
-            values["updates"] = self.learner.updates
-            self.run_logger.log(self.env_steps, values, stream="train")
-            self._log_since = self.env_steps
-            self._recent = {}
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the means of the training statistics gathered since the last row."""
+        if not self._recent:
+            return
+        values = {key: float(np.mean(v)) for key, v in self._recent.items()}
+        values["epsilon"] = self.epsilon(self.env_steps)
+        values["updates"] = self.learner.updates
+        self.run_logger.log(self.env_steps, values, stream="train")
+        self._log_since = self.env_steps
+        self._recent = {}
 
     # --- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
