@@ -1,0 +1,155 @@
+"""Throughput of xwq on MPE simple_spread_v3: env, acting, updates, end to end, overhead.
+
+For each method and both env backends (native numpy-vectorised simple_spread, and mpe2 through
+PettingZoo in a serial vec env) this measures:
+
+- env-only env steps/s with uniformly random actions;
+- acting-only env steps/s (one batched forward pass for all envs × agents, ε-greedy);
+- ms per gradient update on 32 episodes × 25 steps, 3 agents (GRU 64);
+- end-to-end training env steps/s for a fixed budget at the packaged update ratio;
+- the overhead ratio: end-to-end time / (env-only time + acting time + update time) for the
+  same env steps and the same number of updates (1.0 means the loop adds nothing).
+
+Timings are medians over repeats; compare ratios within one run, never across machines.
+
+    python benchmarks/throughput.py                       # all methods, both backends
+    python benchmarks/throughput.py --methods qmix wqmix --budget 5000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import xwq
+
+RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _runner(method: str, backend: str, workdir: str, **overrides):
+    return xwq.get_runner(method, "mpe", "simple_spread_v3", progress_bar=False,
+                          vectorize="native" if backend == "native" else "serial",
+                          log_dir=workdir, log_interval=10**9, **overrides)
+
+
+def env_only(runner, steps: int, repeats: int) -> float:
+    envs, spec = runner.envs, runner.envs.spec
+    rng = np.random.default_rng(0)
+    vec_steps = steps // envs.num_envs
+
+    def roll():
+        envs.reset(seed=0)
+        for _ in range(vec_steps):
+            envs.step(rng.integers(0, spec.n_actions, (envs.num_envs, spec.n_agents)))
+
+    return vec_steps * envs.num_envs / _median_time(roll, repeats)
+
+
+def acting_only(runner, steps: int, repeats: int) -> float:
+    agents, envs = runner.agents, runner.envs
+    obs, _, avail = envs.reset(seed=0)
+    K, n = envs.num_envs, envs.spec.n_agents
+    vec_steps = steps // K
+
+    def act():
+        hidden = agents.policy.agent.initial_hidden(K * n, agents.device)
+        prev = torch.full((K, n), -1, dtype=torch.long)
+        for _ in range(vec_steps):
+            actions, hidden = agents.act(obs, avail, prev, hidden)
+            prev = torch.as_tensor(actions)
+
+    return vec_steps * K / _median_time(act, repeats)
+
+
+def update_ms(runner, repeats: int) -> float:
+    agents = runner.agents
+    while not agents.buffer.can_sample(agents.config.batch_size):
+        episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
+        agents.buffer.add(episodes)
+        agents.episodes += agents.envs.num_envs
+    batch = agents.buffer.sample(agents.config.batch_size, agents.rng)
+    agents.learner.update(batch)  # warm-up
+    times = []
+    for _ in range(max(repeats, 20)):
+        start = time.perf_counter()
+        agents.learner.update(batch)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def end_to_end(method: str, backend: str, budget: int, workdir: str) -> tuple[float, int]:
+    runner = _runner(method, backend, workdir)
+    start = time.perf_counter()
+    runner.agents.train(budget // runner.config.parallels)
+    seconds = time.perf_counter() - start
+    updates = runner.agents.learner.updates
+    steps = runner.agents.env_steps
+    runner.finish()
+    return steps / seconds, updates
+
+
+def measure(method: str, backend: str, budget: int, repeats: int, workdir: str) -> dict:
+    runner = _runner(method, backend, workdir)
+    env_sps = env_only(runner, budget, repeats)
+    act_sps = acting_only(runner, budget, repeats)
+    ms = update_ms(runner, repeats)
+    runner.finish()
+    e2e_sps, updates = end_to_end(method, backend, budget, workdir)
+    parts = budget / env_sps + budget / act_sps + updates * ms / 1000
+    return {"method": method, "backend": backend, "env_steps_per_s": env_sps,
+            "acting_steps_per_s": act_sps, "update_ms": ms, "updates": updates,
+            "end_to_end_steps_per_s": e2e_sps,
+            "overhead_ratio": (budget / e2e_sps) / parts}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+",
+                        default=["iql", "vdn", "qmix", "wqmix", "cw_qmix", "ow_qmix"])
+    parser.add_argument("--backends", nargs="+", default=["native", "pettingzoo"])
+    parser.add_argument("--budget", type=int, default=10_000, help="env steps per timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for method in args.methods:
+            for backend in args.backends:
+                rows.append(measure(method, backend, args.budget, args.repeats, workdir))
+                row = rows[-1]
+                print(f"{method:8s} {backend:10s} env {row['env_steps_per_s']:9.0f}/s  "
+                      f"act {row['acting_steps_per_s']:8.0f}/s  update "
+                      f"{row['update_ms']:6.1f} ms  end-to-end "
+                      f"{row['end_to_end_steps_per_s']:7.0f}/s  overhead "
+                      f"{row['overhead_ratio']:.2f}", flush=True)
+    report = {"rows": rows, "budget_env_steps": args.budget, "repeats": args.repeats,
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "xwq": xwq.__version__, "machine": platform.platform(),
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
