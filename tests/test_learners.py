@@ -163,8 +163,8 @@ def test_wqmix_loss_is_weighted_qmix_plus_unweighted_q_star():
                                batch["state"][:, :-1])
     expected_qmix = (w * mask * td.pow(2)).sum() / mask.sum()
     expected_star = (mask * (q_star - targets).pow(2)).sum() / mask.sum()
-    assert stats["qmix_loss"] == pytest.approx(expected_qmix.item(), rel=1e-5)
-    assert stats["q_star_loss"] == pytest.approx(expected_star.item(), rel=1e-5)
+    assert stats["qmix_loss"].item() == pytest.approx(expected_qmix.item(), rel=1e-5)
+    assert stats["q_star_loss"].item() == pytest.approx(expected_star.item(), rel=1e-5)
     # the QMIX loss's gradient does not flow into Q̂*, and Q̂*'s does not reach QMIX
     policy.zero_grad()
     (expected_star).backward(retain_graph=True)

@@ -15,6 +15,7 @@ the unroll, masking, optimiser, clipping and target copies stay here.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -88,11 +89,12 @@ class QMIXLearner:
 
     def compute_loss(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
                      q_all: torch.Tensor, q_tot: torch.Tensor, targets: torch.Tensor,
-                     aux: dict) -> tuple[torch.Tensor, dict[str, float]]:
+                     aux: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise and detached 0-dim statistics (read once, in :meth:`update`)."""
         td_error = q_tot - targets
         loss = masked_mean(td_error.pow(2), batch["filled"])
-        return loss, {"loss": loss.item(),
-                      "td_error_abs": masked_mean(td_error.abs(), batch["filled"]).item()}
+        return loss, {"loss": loss.detach(),
+                      "td_error_abs": masked_mean(td_error.detach().abs(), batch["filled"])}
 
     # --- shared machinery ----------------------------------------------------------------
     def _bellman(self, batch: dict[str, torch.Tensor], next_value: torch.Tensor) -> torch.Tensor:
@@ -116,10 +118,14 @@ class QMIXLearner:
         with torch.no_grad():
             next_actions = masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
             targets, aux = self.compute_targets(batch, inputs, next_actions)
-        loss, stats = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
-        if not torch.isfinite(loss):
+        loss, tensors = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
+        tensors["q_tot"] = masked_mean(q_tot.detach(), batch["filled"])
+        tensors["target"] = masked_mean(targets, batch["filled"])
+        # one device-to-host copy for every statistic (a sync per .item() is slow on a GPU)
+        stats = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))
+        if not math.isfinite(stats["loss"]):
             raise NonFiniteLossError(
-                f"non-finite loss {loss.item()} at update {self.updates + 1}; lower "
+                f"non-finite loss {stats['loss']} at update {self.updates + 1}; lower "
                 "learning_rate or check the env's rewards")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,8 +136,6 @@ class QMIXLearner:
         self.updates += 1
         if self.updates % self.config.sync_frequency == 0:
             self.sync_targets()
-        stats["q_tot"] = masked_mean(q_tot.detach(), batch["filled"]).item()
-        stats["target"] = masked_mean(targets, batch["filled"]).item()
         return stats
 
     def state_dict(self) -> dict:

@@ -76,10 +76,10 @@ class WQMIXLearner(QMIXLearner):
 
     def compute_loss(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
                      q_all: torch.Tensor, q_tot: torch.Tensor, targets: torch.Tensor,
-                     aux: dict) -> tuple[torch.Tensor, dict[str, float]]:
+                     aux: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         policy, mask = self.policy, batch["filled"]
-        star_q, _ = policy.star_agent(inputs)
-        q_star = policy.star_mixer(gather_actions(star_q[:, :-1], batch["actions"]),
+        star_q, _ = policy.star_agent(inputs[:, :-1])  # only Q̂*(s_t, u_t), t < T, is trained
+        q_star = policy.star_mixer(gather_actions(star_q, batch["actions"]),
                                    batch["state"][:, :-1])
         td_error = q_tot - targets
         with torch.no_grad():
@@ -87,8 +87,8 @@ class WQMIXLearner(QMIXLearner):
         qmix_loss = masked_mean(weights * td_error.pow(2), mask)
         star_loss = masked_mean((q_star - targets).pow(2), mask)
         loss = qmix_loss + star_loss
-        return loss, {"loss": loss.item(), "qmix_loss": qmix_loss.item(),
-                      "q_star_loss": star_loss.item(),
-                      "td_error_abs": masked_mean(td_error.detach().abs(), mask).item(),
-                      "q_star": masked_mean(q_star.detach(), mask).item(),
-                      "weights_mean": masked_mean(weights, mask).item()}
+        return loss, {"loss": loss.detach(), "qmix_loss": qmix_loss.detach(),
+                      "q_star_loss": star_loss.detach(),
+                      "td_error_abs": masked_mean(td_error.detach().abs(), mask),
+                      "q_star": masked_mean(q_star.detach(), mask),
+                      "weights_mean": masked_mean(weights, mask)}
