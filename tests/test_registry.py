@@ -59,3 +59,13 @@ def test_get_runner_unknown_names(run_dirs):
         xwq.get_runner("wqmix", "mep", "simple_spread_v3", **run_dirs)
     with pytest.raises(KeyError, match="unknown env_id 'simple_spred_v3'.*simple_spread_v3"):
         xwq.get_runner("wqmix", "mpe", "simple_spred_v3", **run_dirs)
+
+
+def test_missing_mpe2_raises_its_import_error_with_the_pip_line(monkeypatch, run_dirs):
+    import sys
+
+    for name in [m for m in sys.modules if m == "mpe2" or m.startswith("mpe2.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "mpe2", None)  # what Python does for a missing package
+    with pytest.raises(ImportError, match="pip install mpe2"):
+        xwq.get_runner("qmix", "mpe", "simple_reference_v3", **run_dirs)
