@@ -1,0 +1,95 @@
+"""Does it learn? Train a method on MPE with ``runner.benchmark()`` and compare its greedy test
+return with a uniformly random policy on the very same test episodes (same seeds).
+
+    python benchmarks/mpe_learning.py                                  # wqmix, 200k env steps
+    python benchmarks/mpe_learning.py --method cw_qmix --steps 100000 --seed 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+import xwq
+from xwq.agents.base import TEST_SEED_OFFSET
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def random_policy_returns(config, episodes: int, rng_seed: int = 0) -> list[float]:
+    """Returns of uniformly random available actions on the test seeds ``Runner`` uses."""
+    envs = xwq.make_envs(config, test=True)
+    rng = np.random.default_rng(rng_seed)
+    returns: list[float] = []
+    round_index = 0
+    while len(returns) < episodes:
+        seed = TEST_SEED_OFFSET + config.seed * 1_000_003 + round_index * envs.num_envs
+        _, _, avail = envs.reset(seed=seed)
+        total = np.zeros(envs.num_envs)
+        active = np.ones(envs.num_envs, dtype=bool)
+        for _ in range(envs.spec.max_episode_steps):
+            noise = np.where(avail, rng.random(avail.shape), -1.0)
+            result = envs.step(noise.argmax(-1))
+            total += np.where(active, result.reward, 0.0)
+            active &= ~result.done
+            avail = result.avail
+            if not active.any():
+                break
+        returns.extend(total.tolist())
+        round_index += 1
+    envs.close()
+    return returns[:episodes]
+
+
+def summarise(run_dir: Path, config, random_returns: list[float]) -> dict:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "method": config.method, "env": config.env_name, "env_id": config.env_id,
+        "seed": config.seed, "running_steps": config.running_steps,
+        "curve": [(row["env_step"], row["test_return_mean"]) for row in rows],
+        "final_test_return": rows[-1]["test_return_mean"],
+        "random_policy_return": float(np.mean(random_returns)),
+        "random_policy_episodes": len(random_returns),
+        "untrained_greedy_return": rows[0]["test_return_mean"],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="wqmix")
+    parser.add_argument("--env-id", default="simple_spread_v3")
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--test-episodes", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    start = time.time()
+    runner = xwq.get_runner(args.method, "mpe", args.env_id, seed=args.seed,
+                            running_steps=args.steps, test_episode=args.test_episodes,
+                            progress_bar=False)
+    config = runner.config
+    summary = runner.benchmark()
+    report = summarise(Path(summary["run_dir"]), config,
+                       random_policy_returns(config, 1024))
+    report.update(wall_seconds=time.time() - start, command="python benchmarks/mpe_learning.py "
+                  + " ".join(argv if argv is not None else []),
+                  commit=subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
+                                        text=True).stdout.strip())
+    out = args.out or RESULTS / f"{args.method}_{args.env_id}_{args.steps}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"{args.method} on {args.env_id}, {args.steps} env steps: greedy test return "
+          f"{report['final_test_return']:.2f} vs random policy "
+          f"{report['random_policy_return']:.2f} (untrained greedy "
+          f"{report['untrained_greedy_return']:.2f}); wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
