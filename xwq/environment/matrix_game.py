@@ -103,7 +103,7 @@ class MatrixGameVecEnv(NativeVecEnv):
         self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1)
         # The game draws nothing at random; the generators exist so that checkpoints and the
         # seeding contract look the same as for every other env.
-        self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
+        self.rngs = [np.random.default_rng() for _ in range(self.num_envs)]
 
     def _first(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         K, n = self.num_envs, self.spec.n_agents
@@ -113,7 +113,7 @@ class MatrixGameVecEnv(NativeVecEnv):
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if seed is not None:
-            self._rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
+            self.rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
         return self._first()
 
     def step(self, actions: np.ndarray) -> StepResult:
@@ -134,14 +134,6 @@ class MatrixGameVecEnv(NativeVecEnv):
             truncated=np.zeros(self.num_envs, dtype=bool),
             final_obs=final_obs, final_state=final_state, final_avail=final_avail, info={})
 
-    def get_rng_state(self) -> list:
-        return [rng.bit_generator.state for rng in self._rngs]
-
-    def set_rng_state(self, states: list) -> None:
-        if len(states) != self.num_envs:
-            raise ValueError(f"set_rng_state: got {len(states)} states for {self.num_envs} envs")
-        for rng, state in zip(self._rngs, states):
-            rng.bit_generator.state = state
 
 
 class MatrixGameParallelEnv(ParallelEnv):

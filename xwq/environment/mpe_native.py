@@ -157,16 +157,6 @@ class SimpleSpreadVecEnv(NativeVecEnv):
         self.rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self._reset_worlds(np.arange(num_envs))
 
-    # --- randomness ---------------------------------------------------------------------------
-    def get_rng_state(self) -> list:
-        return [rng.bit_generator.state for rng in self.rngs]
-
-    def set_rng_state(self, states: list) -> None:
-        if len(states) != self.num_envs:
-            raise ValueError(f"set_rng_state got {len(states)} states for {self.num_envs} envs")
-        for rng, state in zip(self.rngs, states, strict=True):
-            rng.bit_generator.state = state
-
     def set_curriculum_stage(self, stage: int) -> None:
         """mpe2's curriculum: stage 0 has no collision penalty, stage 1 restores it."""
         self.curriculum_stage = max(0, min(int(stage), 1))

@@ -143,7 +143,7 @@ class PredatorPreyVecEnv(NativeVecEnv):
             max_episode_steps=int(max_episode_steps),
         )
         K, n, m = self.num_envs, int(n_agents), self.n_prey
-        self._rngs = [np.random.default_rng() for _ in range(K)]
+        self.rngs = [np.random.default_rng() for _ in range(K)]
         self._agent_pos = np.zeros((K, n, 2), dtype=np.int64)
         self._agent_live = np.zeros((K, n), dtype=bool)  # False: frozen (off the grid)
         self._prey_pos = np.zeros((K, m, 2), dtype=np.int64)
@@ -177,7 +177,7 @@ class PredatorPreyVecEnv(NativeVecEnv):
     def _reset_envs(self, indices: Sequence[int] | np.ndarray) -> None:
         n, m, G = self.spec.n_agents, self.n_prey, self.grid_size
         for k in indices:
-            cells = self._rngs[k].choice(G * G, size=n + m, replace=False)
+            cells = self.rngs[k].choice(G * G, size=n + m, replace=False)
             xy = np.stack([cells % G, cells // G], axis=-1)
             self._agent_pos[k] = xy[:n]
             self._prey_pos[k] = xy[n:]
@@ -227,7 +227,7 @@ class PredatorPreyVecEnv(NativeVecEnv):
         reward = (self.capture_reward * captures + self.punishment * miscaptures)
 
         # 3. prey flee; the uniforms are drawn whatever happens (module docstring)
-        uniforms = np.stack([rng.random(m) for rng in self._rngs])
+        uniforms = np.stack([rng.random(m) for rng in self.rngs])
         for p in range(m):
             cells = self._prey_pos[:, p, None] + DIRECTIONS  # [K, 4, 2]
             free = ~self._blocked(cells)
@@ -293,7 +293,7 @@ class PredatorPreyVecEnv(NativeVecEnv):
         """Start a new episode in every env. ``seed=s`` seeds env k with ``s + k``; ``None``
         continues each env's own random stream."""
         if seed is not None:
-            self._rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
+            self.rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
         self._reset_envs(range(self.num_envs))
         self._started = True
         return self._observe()
@@ -428,14 +428,6 @@ class PredatorPreyVecEnv(NativeVecEnv):
                 paint(xy, square, (40, 90, 220))
         return frame
 
-    def get_rng_state(self) -> list:
-        return [rng.bit_generator.state for rng in self._rngs]
-
-    def set_rng_state(self, states: list) -> None:
-        if len(states) != self.num_envs:
-            raise ValueError(f"set_rng_state: got {len(states)} states for {self.num_envs} envs")
-        for rng, state in zip(self._rngs, states):
-            rng.bit_generator.state = state
 
 
 class PredatorPreyParallelEnv(ParallelEnv):

@@ -104,8 +104,14 @@ class NativeVecEnv(VecEnv):
         ``vectorize: auto`` falls back to the serial wrapper of the registered dict env."""
         return env_id in cls.env_ids
 
+    #: one numpy Generator per env (env k seeded with seed + k), set by the subclass
+    rngs: list[np.random.Generator]
+
     def get_rng_state(self) -> list:
-        return [self.rng.bit_generator.state]
+        return [rng.bit_generator.state for rng in self.rngs]
 
     def set_rng_state(self, states: list) -> None:
-        self.rng.bit_generator.state = states[0]
+        if len(states) != self.num_envs:
+            raise ValueError(f"set_rng_state got {len(states)} states for {self.num_envs} envs")
+        for rng, state in zip(self.rngs, states):
+            rng.bit_generator.state = state
