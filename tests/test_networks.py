@@ -144,3 +144,15 @@ def test_epsilon_schedule_is_linear_in_env_steps():
     assert schedule(0) == 1.0 and schedule(500) == pytest.approx(0.525)
     assert schedule(1000) == pytest.approx(0.05) and schedule(10**6) == pytest.approx(0.05)
     assert EpsilonSchedule(1.0, 0.1, 0)(0) == 0.1
+
+
+def test_qmix_mixer_computes_the_paper_formula():
+    torch.manual_seed(1)
+    mixer = QMixer(n_agents=3, state_dim=10, hidden_dim_mixing_net=8)
+    qs, state = torch.randn(5, 3), torch.randn(5, 10)
+    w1 = mixer.hyper_w1(state).abs().view(5, 3, 8)
+    hidden = torch.nn.functional.elu(torch.bmm(qs.unsqueeze(1), w1).squeeze(1)
+                                     + mixer.hyper_b1(state))
+    w2 = mixer.hyper_w2(state).abs().view(5, 8, 1)
+    expected = torch.bmm(hidden.unsqueeze(1), w2).view(5) + mixer.value(state).view(5)
+    torch.testing.assert_close(mixer(qs, state), expected)
