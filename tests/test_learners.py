@@ -79,12 +79,13 @@ def test_qmix_target_is_double_q_through_target_networks_and_stops_at_terminatio
     with torch.no_grad():
         q_online, _ = policy.agent(inputs)
         q_target, _ = learner.targets["agent"](inputs)
-        allowed = batch["avail"][:, 1:] | ~batch["avail"][:, 1:].any(-1, keepdim=True)
-        chosen = q_online[:, 1:].masked_fill(~allowed, -np.inf).argmax(-1)
+        allowed = batch["avail"] | ~batch["avail"].any(-1, keepdim=True)
+        greedy = q_online.masked_fill(~allowed, -np.inf).argmax(-1)
+        chosen = greedy[:, 1:]
         next_q = q_target[:, 1:].gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
         next_tot = learner.targets["mixer"](next_q, batch["state"][:, 1:])
         expected = batch["reward"] + 0.5 * (1 - batch["terminated"].float()) * next_tot
-        targets, _ = learner.compute_targets(batch, inputs, chosen)
+        targets, _ = learner.compute_targets(batch, inputs, greedy)
     torch.testing.assert_close(targets, expected)
     assert targets[0, 1] == batch["reward"][0, 1]  # terminated: no bootstrap
     assert avail_ok(chosen, batch["avail"][:, 1:])
@@ -112,8 +113,8 @@ def test_padded_steps_do_not_change_the_loss():
         q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
                            b["state"][:, :-1])
         with torch.no_grad():
-            next_actions = xwq.policies.masked_argmax(q_all[:, 1:], b["avail"][:, 1:])
-            targets, aux = learner.compute_targets(b, inputs, next_actions)
+            greedy = xwq.policies.masked_argmax(q_all, b["avail"])
+            targets, aux = learner.compute_targets(b, inputs, greedy)
         return learner.compute_loss(b, inputs, q_all, q_tot, targets, aux)[0]
 
     torch.testing.assert_close(loss_of(batch), loss_of(other))
@@ -152,8 +153,8 @@ def test_wqmix_loss_is_weighted_qmix_plus_unweighted_q_star():
     q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
                        batch["state"][:, :-1])
     with torch.no_grad():
-        next_actions = xwq.policies.masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
-        targets, aux = learner.compute_targets(batch, inputs, next_actions)
+        greedy = xwq.policies.masked_argmax(q_all, batch["avail"])
+        targets, aux = learner.compute_targets(batch, inputs, greedy)
     loss, stats = learner.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
     mask = batch["filled"].float()
     td = (q_tot - targets).detach()
@@ -231,3 +232,31 @@ def test_buffer_over_budget_says_how_much_it_needs():
     pattern = r"needs 3,126 MiB .*buffer_memory_budget_mb is 1024"
     with pytest.raises(BufferTooLargeError, match=pattern):
         EpisodeBuffer(5000, big, budget_mb=1024)
+
+
+def test_cw_inputs_are_the_greedy_action_and_q_star_target_there():
+    """One Q̂*_target pass over every step serves both the target (t+1) and CW's test (t)."""
+    learner = _learner("cw_qmix")
+    batch = _batch()
+    with torch.no_grad():
+        for p in learner.targets.parameters():
+            p.add_(0.2)
+    policy, actions = learner.policy, batch["actions"]
+    inputs = policy.build_inputs(batch["obs"], torch.cat(
+        [torch.full_like(actions[:, :1], -1), actions], dim=1))
+    with torch.no_grad():
+        q_all, _ = policy.agent(inputs)
+        greedy = xwq.policies.masked_argmax(q_all, batch["avail"])
+        targets, aux = learner.compute_targets(batch, inputs, greedy)
+        star_q, _ = learner.targets["star_agent"](inputs)
+        now = xwq.policies.masked_argmax(q_all[:, :-1], batch["avail"][:, :-1])
+        after = xwq.policies.masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
+        mixer = learner.targets["star_mixer"]
+        q_star_now = mixer(star_q[:, :-1].gather(-1, now.unsqueeze(-1)).squeeze(-1),
+                           batch["state"][:, :-1])
+        q_star_next = mixer(star_q[:, 1:].gather(-1, after.unsqueeze(-1)).squeeze(-1),
+                            batch["state"][:, 1:])
+    torch.testing.assert_close(aux["greedy"], now)
+    torch.testing.assert_close(aux["q_star_at_greedy"], q_star_now)
+    expected = batch["reward"] + learner.gamma * (1 - batch["terminated"].float()) * q_star_next
+    torch.testing.assert_close(targets, expected)

@@ -75,11 +75,15 @@ class QMIXLearner:
 
     # --- the pieces subclasses change ----------------------------------------------------
     def compute_targets(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
-                        next_actions: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """y = r + γ (1 − terminated) · Q_tot^target(s', ũ'); ``[B, T]`` (``[B, T, n]`` for IQL)."""
+                        greedy: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """y = r + γ (1 − terminated) · Q_tot^target(s', ũ'); ``[B, T]`` (``[B, T, n]`` for IQL).
+
+        ``greedy [B, T+1, n]``: the online agents' greedy available actions at every step;
+        ũ' = ``greedy[:, 1:]``.
+        """
         target_q, _ = self.targets["agent"](inputs)
         if self.config.double_q:
-            next_q = gather_actions(target_q[:, 1:], next_actions)
+            next_q = gather_actions(target_q[:, 1:], greedy[:, 1:])
         else:
             next_q = gather_actions(target_q[:, 1:],
                                     masked_argmax(target_q[:, 1:], batch["avail"][:, 1:]))
@@ -116,8 +120,8 @@ class QMIXLearner:
         q_all, _ = policy.agent(inputs)
         q_tot = policy.mix(gather_actions(q_all[:, :-1], actions), batch["state"][:, :-1])
         with torch.no_grad():
-            next_actions = masked_argmax(q_all[:, 1:], batch["avail"][:, 1:])
-            targets, aux = self.compute_targets(batch, inputs, next_actions)
+            greedy = masked_argmax(q_all, batch["avail"])  # ũ at every step, [B, T+1, n]
+            targets, aux = self.compute_targets(batch, inputs, greedy)
         loss, tensors = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
         tensors["q_tot"] = masked_mean(q_tot.detach(), batch["filled"])
         tensors["target"] = masked_mean(targets, batch["filled"])

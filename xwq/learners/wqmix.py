@@ -9,8 +9,9 @@ Read beside the paper (Algorithm 1, §4–5) and the authors' ``max_q_learner.py
 4. Q̂* loss  = Σ mask·(Q̂*(s,u) − y)² / Σ mask, on the taken actions u, unweighted
 5. loss = QMIX loss + Q̂* loss, one optimiser; targets (Q̂*'s agent and mixer) copied every
    ``sync_frequency`` updates; inherited.
-6. weights (α = ``alpha``): OW w = 1 if Q_tot − y < 0 else α; CW w = 1 if u is the QMIX-greedy
-   joint action at s for every agent, or y > Q̂*_target(s, û) with û that greedy action; else α.
+6. weights (α = ``alpha``), :meth:`weights`: OW w = 1 if Q_tot − y < 0 else α; CW w = 1 if u
+   is the QMIX-greedy joint action at s for every agent, or y > Q̂*_target(s, û) with û that
+   greedy action; else α.
 
 QMIX's own target networks are not used by WQMIX (its target comes from Q̂*), so none are kept.
 ``double_q`` does not apply: ũ' always comes from the online QMIX agent, as in the paper.
@@ -23,7 +24,6 @@ from typing import Any
 import torch
 
 from xwq.learners.qmix import QMIXLearner, gather_actions, masked_mean
-from xwq.policies.exploration import masked_argmax
 from xwq.registry import REGISTRY_LEARNER
 
 
@@ -59,20 +59,24 @@ class WQMIXLearner(QMIXLearner):
         self.weighting = config.weighting
 
     def compute_targets(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
-                        next_actions: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        target_star_q, _ = self.targets["star_agent"](inputs)  # [B, T+1, n, A], reused by CW
-        next_q_star = self.targets["star_mixer"](gather_actions(target_star_q[:, 1:], next_actions),
-                                                 batch["state"][:, 1:])
-        return self._bellman(batch, next_q_star), {"target_star_q": target_star_q}
+                        greedy: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """y = r + γ (1 − terminated) · Q̂*_target(s', ũ').
 
-    def weights(self, batch: dict[str, torch.Tensor], q_all: torch.Tensor,
-                td_error: torch.Tensor, targets: torch.Tensor, aux: dict) -> torch.Tensor:
+        Q̂*_target is evaluated once at the QMIX-greedy joint action of *every* step: its values
+        at t+1 make the target, those at t are what CW weighting compares y with.
+        """
+        target_star_q, _ = self.targets["star_agent"](inputs)
+        q_star_at_greedy = self.targets["star_mixer"](gather_actions(target_star_q, greedy),
+                                                      batch["state"])  # [B, T+1]
+        aux = {"greedy": greedy[:, :-1], "q_star_at_greedy": q_star_at_greedy[:, :-1]}
+        return self._bellman(batch, q_star_at_greedy[:, 1:]), aux
+
+    def weights(self, batch: dict[str, torch.Tensor], td_error: torch.Tensor,
+                targets: torch.Tensor, aux: dict) -> torch.Tensor:
         if self.weighting == "ow":
             return ow_weights(td_error, self.alpha)
-        greedy = masked_argmax(q_all[:, :-1], batch["avail"][:, :-1])
-        q_star_at_greedy = self.targets["star_mixer"](
-            gather_actions(aux["target_star_q"][:, :-1], greedy), batch["state"][:, :-1])
-        return cw_weights(batch["actions"], greedy, targets, q_star_at_greedy, self.alpha)
+        return cw_weights(batch["actions"], aux["greedy"], targets, aux["q_star_at_greedy"],
+                          self.alpha)
 
     def compute_loss(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
                      q_all: torch.Tensor, q_tot: torch.Tensor, targets: torch.Tensor,
@@ -83,7 +87,7 @@ class WQMIXLearner(QMIXLearner):
                                    batch["state"][:, :-1])
         td_error = q_tot - targets
         with torch.no_grad():
-            weights = self.weights(batch, q_all.detach(), td_error.detach(), targets, aux)
+            weights = self.weights(batch, td_error.detach(), targets, aux)
         qmix_loss = masked_mean(weights * td_error.pow(2), mask)
         star_loss = masked_mean((q_star - targets).pow(2), mask)
         loss = qmix_loss + star_loss
