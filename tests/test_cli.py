@@ -1,0 +1,180 @@
+"""The ``xwq`` command line: help, --set parsing, one-line errors with exit status 2, and the
+train / test --render / benchmark --seeds / plot commands end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import xwq
+from xwq.cli import main, parse_set
+from xwq.common.config import available_methods
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX = ["--method", "cw_qmix", "--env", "matrix_game", "--env-id", "nonmonotonic"]
+
+
+def sets(tmp_path: Path, *extra: str) -> list[str]:
+    values = [f"log_dir={tmp_path / 'logs'}", f"model_dir={tmp_path / 'models'}",
+              f"results_dir={tmp_path / 'results'}", "progress_bar=false", *extra]
+    return [item for value in values for item in ("--set", value)]
+
+
+def test_help_lists_methods_and_envs(capsys):
+    for argv in (["--help"], ["train", "--help"], ["benchmark", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        for method in available_methods():
+            assert method in text
+        for env in ("matrix_game", "mpe", "predator_prey", "simple_spread_v3", "punishment"):
+            assert env in text
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    assert "--render" in capsys.readouterr().out
+
+
+def test_python_dash_m_xwq_runs():
+    done = subprocess.run([sys.executable, "-m", "xwq", "--help"], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and "benchmark" in done.stdout and "cw_qmix" in done.stdout
+
+
+def test_parse_set_reads_yaml_values():
+    parsed = parse_set(["learning_rate=1e-3", "fc_hidden_sizes=[32,32]", "model_path=null",
+                        "env_kwargs={N: 3}", "double_q=false", "optimizer=adam", "seed=3",
+                        "gamma=.9", "lr_text='1e-3'", "seed=4"])
+    assert parsed == {"learning_rate": 0.001, "fc_hidden_sizes": [32, 32], "model_path": None,
+                      "env_kwargs": {"N": 3}, "double_q": False, "optimizer": "adam",
+                      "seed": 4, "gamma": 0.9, "lr_text": "1e-3"}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (MATRIX + ["--set", "learning_rat=0.1"], "unknown config key 'learning_rat' (from --set). "
+                                              "Did you mean 'learning_rate'?"),
+    (MATRIX + ["--set", "learning_rate=abc"], "config key 'learning_rate' = 'abc' (from --set)"),
+    (MATRIX + ["--set", "gamma=2"], "config key 'gamma' = 2 (from --set): must be in [0, 1]"),
+    (MATRIX + ["--set", "learning_rate"], "expected KEY=VALUE"),
+    (MATRIX + ["--set", "fc_hidden_sizes=[1,"], "not valid YAML"),
+    (["--method", "qmx", "--env", "matrix_game", "--env-id", "nonmonotonic"],
+     "unknown method 'qmx'"),
+    (["--method", "qmix", "--env", "matrix_gam", "--env-id", "nonmonotonic"],
+     "unknown env 'matrix_gam'"),
+    (MATRIX + ["--config", "no/such.yaml"], "config file not found: no/such.yaml"),
+    (["--resume", "no/such/ckpt_1.pth"], "no such checkpoint or run folder"),
+    (["--method", "qmix", "--env", "empty_env", "--env-id", "x"], "the env has no agents"),
+])
+def test_user_errors_are_one_line_and_exit_2(argv, expected, capsys, tmp_path,
+                                             counting_env_class):
+    class Empty(counting_env_class):
+        def __init__(self, env_id="x", **kwargs):
+            super().__init__(env_id, **kwargs)
+            self.agents = []
+            self.observation_space, self.action_space = {}, {}
+
+    xwq.register_env("empty_env", Empty)
+    assert main(["train", *argv, *sets(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xwq train: error: "), captured.err
+    assert expected in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_missing_model_exits_2(capsys, tmp_path):
+    assert main(["test", *MATRIX, *sets(tmp_path, "seed=42")]) == 2
+    assert "no trained model for seed 42" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(xwq.ConfigError):
+        main(["train", *MATRIX, "--set", "gamma=2", "--debug"])
+
+
+def test_non_finite_loss_exits_1(capsys, tmp_path, counting_env_class):
+    class NaNReward(counting_env_class):
+        def step(self, actions):
+            obs, rewards, terminated, truncated, info = super().step(actions)
+            return obs, {a: float("nan") for a in rewards}, terminated, truncated, info
+
+    xwq.register_env("nan_reward", NaNReward)
+    status = main(["train", "--method", "qmix", "--env", "nan_reward", "--env-id", "x",
+                   *sets(tmp_path, "parallels=2", "batch_size=2", "running_steps=64")])
+    assert status == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training stopped at env step" in err[0]
+
+
+def test_train_then_test_with_render(capsys, tmp_path):
+    mpe = ["--method", "qmix", "--env", "mpe", "--env-id", "simple_spread_v3"]
+    small = sets(tmp_path, "parallels=2", "batch_size=2", "max_episode_steps=5",
+                 "running_steps=20", "test_parallels=2", "test_episode=2",
+                 "fc_hidden_sizes=[16]", "save_interval=10")
+    assert main(["train", *mpe, *small, "--seeds", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 1: final model" in out and "seed 2: final model" in out
+    models = sorted((tmp_path / "models").rglob("final_model.pth"))
+    assert len(models) == 2
+
+    assert main(["test", *mpe, *small, "--render"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 1: mean greedy return" in out
+    gif = Path(out.split("GIF: ")[1].strip())
+    assert gif.is_file() and gif.suffix == ".gif" and gif.parent.parent.name.startswith("seed_1")
+
+    # --resume auto on a finished run has nothing to do; --model picks a file
+    assert main(["train", *mpe, *small, "--resume"]) == 0
+    assert f"seed 1: final model {models[0]}" in capsys.readouterr().out  # seed_1_ sorts first
+    assert main(["test", *mpe, *small, "--model", str(models[1])]) == 0
+    assert "GIF" not in capsys.readouterr().out
+
+
+def test_benchmark_seeds_and_plot(capsys, tmp_path):
+    small = sets(tmp_path, "running_steps=64", "eval_interval=32", "parallels=8",
+                 "batch_size=8", "test_parallels=4", "test_episode=4")
+    assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| cw_qmix | 2 |" in out and "aggregate: " in out
+    assert "final return mean [95% CI]" in out
+    assert main(["benchmark", "--method", "vdn", "--env", "matrix_game", "--env-id",
+                 "nonmonotonic", *small]) == 0
+    out = capsys.readouterr().out
+    assert "seed 1: final greedy return" in out
+    run_dir = Path(out.split("results: ")[1].strip())
+    assert json.loads((run_dir / "summary.json").read_text())["method"] == "vdn"
+
+    results = tmp_path / "results"
+    assert main(["plot", str(results / "cw_qmix"), str(results / "vdn"), "--out",
+                 str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "| cw_qmix | 2 |" in out and "| vdn | 1 |" in out
+    assert (tmp_path / "cmp" / "comparison.png").is_file()
+    assert main(["plot", str(tmp_path / "nothing-here")]) == 2
+    assert "no such results folder" in capsys.readouterr().err
+
+
+def test_resume_path_reads_the_run_config(tmp_path, capsys, monkeypatch):
+    """``xwq train --resume PATH`` alone: method, env and config come from the run folder."""
+    monkeypatch.chdir(tmp_path)
+    small = sets(tmp_path, "running_steps=64", "save_interval=32", "parallels=8",
+                 "batch_size=8")
+    assert main(["train", *MATRIX, *small]) == 0
+    run_dir = next((tmp_path / "logs").rglob("seed_1_*"))
+    checkpoint = run_dir / "checkpoints" / "ckpt_32.pth"
+    assert main(["train", "--resume", str(checkpoint), "--set", "running_steps=96"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 96 and summary["resumed_from"] == [str(checkpoint)]
+    assert summary["method"] == "cw_qmix"
+
+
+def test_envs_registered_at_run_time_are_in_help():
+    from xwq.cli import build_parser
+
+    xwq.register_env("late_env", lambda env_id, **kw: None)
+    assert "late_env" in build_parser().format_help()

@@ -1,0 +1,7 @@
+"""``python -m xwq ...``: the same as the ``xwq`` command."""
+
+import sys
+
+from xwq.cli import main
+
+sys.exit(main())

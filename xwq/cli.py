@@ -1,0 +1,289 @@
+"""The ``xwq`` command: ``xwq train|test|benchmark|plot`` (also ``python -m xwq``).
+
+Examples::
+
+    xwq train --method cw_qmix --env matrix_game --env-id nonmonotonic --set running_steps=2000
+    xwq train --method qmix --env mpe --env-id simple_spread_v3 --resume auto
+    xwq test --method cw_qmix --env mpe --env-id simple_spread_v3 --render
+    xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 3
+    xwq plot results/qmix/matrix_game results/cw_qmix/matrix_game --out results/compare
+
+``--set KEY=VALUE`` values are read as YAML (``1e-3``, ``[32, 32]``, ``{N: 3}``, ``null``) and
+validated exactly like config files. User errors (bad key or value, unknown method or env,
+missing file, env that does not fit) print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXIT_USER_ERROR = 2
+EXIT_TRAINING_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+# PyYAML reads YAML 1.1, where "1e-3" (no dot) is a string; on the command line it is a number
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)")
+
+
+class UsageError(ValueError):
+    """A malformed command line (reported like a config error)."""
+
+
+def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "fc_hidden_sizes=[32,32]"]`` -> ``{"learning_rate": 0.001,
+    "fc_hidden_sizes": [32, 32]}`` (values read with ``yaml.safe_load``; the last one wins)."""
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set learning_rate=1e-3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0]
+            raise UsageError(f"--set {key}={text}: the value is not valid YAML ({problem})") \
+                from None
+        if isinstance(value, str) and _NUMBER.fullmatch(text.strip()):  # unquoted 1e-3
+            value = float(value)
+        overrides[key] = value
+    return overrides
+
+
+def _catalogue() -> str:
+    """The methods and environments available, for ``--help``."""
+    from xwq import REGISTRY_ENV, REGISTRY_NATIVE_ENV
+    from xwq.common.config import available_methods
+    from xwq.environment.mpe import MPE_SCENARIOS
+
+    lines = ["methods: " + ", ".join(available_methods()), "envs (env: env ids):"]
+    for name in sorted(set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV)):
+        ids: list[str] = list(MPE_SCENARIOS) if name == "mpe" else []
+        if name in REGISTRY_NATIVE_ENV:
+            ids += [i for i in getattr(REGISTRY_NATIVE_ENV[name], "env_ids", ()) if i not in ids]
+        lines.append(f"  {name}: {', '.join(ids) if ids else '(any env_id its factory accepts)'}")
+    lines.append("config keys and their defaults: xwq/configs/base.yaml")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    catalogue = _catalogue()
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="xwq", formatter_class=formatter, epilog=catalogue,
+        description="Weighted QMIX and the QMIX family: train, test, benchmark, plot.")
+    from xwq import __version__
+
+    parser.add_argument("--version", action="version", version=f"xwq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,test,benchmark,plot}")
+    commands.required = True
+
+    def add_run_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--method", help="one of the methods listed below "
+                                          "(default: from --config, else base.yaml)")
+        sub.add_argument("--env", help="registered env name, e.g. mpe, matrix_game, "
+                                       "predator_prey")
+        sub.add_argument("--env-id", dest="env_id", help="scenario, e.g. simple_spread_v3")
+        sub.add_argument("--config", help="a YAML file of config keys (overrides the packaged "
+                                          "defaults)")
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key (repeatable); VALUE is YAML, e.g. "
+                              "--set learning_rate=1e-3 --set fc_hidden_sizes=[32,32]")
+        sub.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                         help="run each of these seeds (default: the config's seed)")
+        sub.add_argument("--debug", action="store_true",
+                         help="show the full traceback of an error")
+
+    train = commands.add_parser(
+        "train", formatter_class=formatter, epilog=catalogue,
+        help="train and save the final model (checkpoints every save_interval env steps)")
+    add_run_options(train)
+    train.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
+                       help="continue an interrupted run: 'auto' (the default when the flag is "
+                            "given alone) finds the newest unfinished run of this method/env/"
+                            "env_id/seed; PATH is a checkpoint file or a run folder")
+
+    test = commands.add_parser(
+        "test", formatter_class=formatter, epilog=catalogue,
+        help="load a trained model and play greedy episodes")
+    add_run_options(test)
+    test.add_argument("--render", action="store_true",
+                      help="save a GIF of one greedy episode next to the model")
+    test.add_argument("--model", help="model file (default: the newest final model of this "
+                                      "method/env/env_id/seed)")
+
+    bench = commands.add_parser(
+        "benchmark", formatter_class=formatter, epilog=catalogue,
+        help="train with periodic greedy evaluation; results, curves, summary (and statistics "
+             "across --seeds)")
+    add_run_options(bench)
+    bench.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
+                       help="continue interrupted runs ('auto': each seed its newest unfinished "
+                            "run; finished ones are reused)")
+
+    plot = commands.add_parser(
+        "plot", formatter_class=formatter,
+        help="compare methods: one figure (median + quartile band per method) and one table")
+    plot.add_argument("dirs", nargs="+", metavar="RESULT_DIR",
+                      help="benchmark run folders, or folders holding them")
+    plot.add_argument("--out", help="output folder (default: results/comparison_<timestamp>)")
+    plot.add_argument("--title", help="figure and table title")
+    plot.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    return parser
+
+
+# --- commands ----------------------------------------------------------------------------------
+def _resume_source(args: argparse.Namespace) -> None:
+    """``--resume PATH`` without --method/--env/--env-id/--config: take them from the run
+    folder's config.yaml."""
+    resume = getattr(args, "resume", None)
+    if resume in (None, "auto"):
+        return
+    path = Path(resume)
+    run_dir = path if path.is_dir() else path.parent.parent
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        if not path.exists():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run folder")
+        return
+    with open(config_file) as handle:
+        saved = yaml.safe_load(handle) or {}
+    if args.config is None:
+        args.config = str(config_file)
+    args.method = args.method or saved.get("method")
+    args.env = args.env or saved.get("env_name")
+    args.env_id = args.env_id or saved.get("env_id")
+
+
+def _runner(args: argparse.Namespace, overrides: dict, is_test: bool = False) -> Any:
+    import xwq
+
+    return xwq.get_runner(args.method, args.env, args.env_id, config_path=args.config,
+                          is_test=is_test, **overrides)
+
+
+def _seeds(args: argparse.Namespace) -> list[int | None]:
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds must be distinct, got {args.seeds}")
+    return list(args.seeds) if args.seeds else [None]
+
+
+def _with_seed(overrides: dict, seed: int | None) -> dict:
+    return overrides if seed is None else {**overrides, "seed": seed}
+
+
+def cmd_train(args: argparse.Namespace, overrides: dict) -> int:
+    _resume_source(args)
+    seeds = _seeds(args)
+    if args.resume not in (None, "auto") and len(seeds) > 1:
+        raise UsageError("--resume PATH continues one run; with several --seeds use --resume "
+                         "auto")
+    for seed in seeds:
+        runner = _runner(args, _with_seed(overrides, seed))
+        model = runner.run(resume=args.resume)
+        print(f"seed {runner.config.seed}: final model {model}"
+              + (f" (run folder {runner.run_dir})" if runner.run_dir else ""))
+    return 0
+
+
+def cmd_test(args: argparse.Namespace, overrides: dict) -> int:
+    extra = dict(overrides)
+    if args.render:
+        extra["render"] = True
+    if args.model:
+        extra["model_path"] = args.model
+    for seed in _seeds(args):
+        runner = _runner(args, _with_seed(extra, seed), is_test=True)
+        mean = runner.run()
+        print(f"seed {runner.config.seed}: mean greedy return {mean:.3f} over "
+              f"{runner.config.test_episode} episodes")
+        if runner.gif_path is not None:
+            print(f"GIF: {runner.gif_path}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
+    _resume_source(args)
+    runner = _runner(args, overrides)
+    if args.seeds:
+        _seeds(args)
+        result = runner.benchmark(seeds=args.seeds, resume=args.resume)
+        for summary in result["runs"]:
+            print(f"seed {summary['seed']}: final {summary['final_test_return']:.3f}, best "
+                  f"{summary['best_test_return']:.3f}, {summary['env_steps']} env steps, "
+                  f"{summary['wall_time']:.1f} s -> {summary['run_dir']}")
+        aggregate = result["aggregate"]
+        print()
+        print(aggregate["table"])
+        print(f"aggregate: {aggregate['dir']}")
+    else:
+        summary = runner.benchmark(resume=args.resume)
+        print(f"seed {summary['seed']}: final greedy return {summary['final_test_return']:.3f}, "
+              f"best {summary['best_test_return']:.3f} at env step {summary['best_env_step']}, "
+              f"{summary['env_steps']} env steps in {summary['wall_time']:.1f} s")
+        print(f"results: {summary['run_dir']}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from xwq.runners import plot_results
+
+    report = plot_results(args.dirs, out_dir=args.out, title=args.title)
+    print(report["table"])
+    for kind, path in report["files"].items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from xwq.common.config import ConfigError
+    from xwq.environment import EnvMismatchError
+    from xwq.registry import UnknownNameError
+
+    return (ConfigError, UnknownNameError, EnvMismatchError, UsageError, KeyError,
+            FileNotFoundError, FileExistsError, ImportError, ValueError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xwq`` command; returns the exit status (0 ok, 1 training failed, 2 user error,
+    130 interrupted)."""
+    from xwq.learners import NonFiniteLossError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    user_errors = _user_errors()
+    try:
+        if args.command == "plot":
+            return cmd_plot(args)
+        overrides = parse_set(args.set)
+        commands = {"train": cmd_train, "test": cmd_test, "benchmark": cmd_benchmark}
+        return commands[args.command](args, overrides)
+    except NonFiniteLossError as error:
+        if args.debug:
+            raise
+        print(f"xwq {args.command}: {error}", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
+    except KeyboardInterrupt:
+        print(f"xwq {args.command}: interrupted"
+              + ("; continue with --resume auto" if args.command in ("train", "benchmark")
+                 else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except user_errors as error:
+        if args.debug:
+            raise
+        message = str(error).replace("(from override)", "(from --set)")
+        if type(error) is KeyError:  # a bare KeyError's str() is just the quoted key
+            message = f"unknown name {message}"
+        print(f"xwq {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Training checkpoints of a run folder: write, prune, find, load, and line the logs up with them.
+
+A checkpoint ``<run_dir>/checkpoints/ckpt_<env_steps>.pth`` is a plain dict of tensors and
+Python scalars, written atomically and read with ``torch.load(weights_only=True)`` (so loading
+one never runs code from the file):
+
+``{"format": 1, "kind": "run"|"benchmark", "agents": MARLAgents.state_dict(...),
+"runner": {"curve", "best", "best_step", "elapsed", "train_seconds", "log_rows",
+"resumed_from"}, "versions": {...}}``
+
+The env RNGs need no saving: every collection round resets the envs with a seed derived from the
+run seed and the episode counter (``MARLAgents.train``), and evaluation rounds use fixed seeds.
+The logs need one thing: rows written after the checkpoint by a run that was then killed must go,
+so the checkpoint records how many rows each ``<stream>.jsonl`` had (``log_rows``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xwq.common.checkpoint import atomic_save, safe_load
+from xwq.common.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^ckpt_(\d+)\.pth$")
+
+#: config keys that may differ between a checkpoint and the run resuming it: where files go, how
+#: long it runs, how it reports and evaluates, and how fast it computes (not what it learns).
+RESUME_FREE_KEYS = frozenset({
+    "running_steps", "log_dir", "model_dir", "results_dir", "save_interval", "keep_checkpoints",
+    "save_buffer", "progress_bar", "render", "render_fps", "model_path", "device", "threads",
+    "log_interval", "eval_interval", "test_episode", "test_parallels",
+    "buffer_memory_budget_mb",
+})
+
+
+def checkpoint_path(run_dir: str | os.PathLike, env_steps: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"ckpt_{int(env_steps)}.pth"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The run's checkpoints, oldest (fewest env steps) first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(payload: dict, run_dir: str | os.PathLike, env_steps: int,
+                    keep: int) -> Path:
+    """Write ``ckpt_<env_steps>.pth`` atomically, then delete all but the newest ``keep``."""
+    path = atomic_save({"format": CHECKPOINT_FORMAT, **payload},
+                       checkpoint_path(run_dir, env_steps))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; a file that is not one raises ValueError."""
+    try:
+        payload = safe_load(path, device)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch's UnpicklingError and friends: refuse, say why
+        reason = next((line.strip() for line in str(error).splitlines()
+                       if "GLOBAL" in line or "Unsupported" in line), type(error).__name__)
+        raise ValueError(f"refusing to load {path}: it is not a plain-data checkpoint ({reason}); "
+                         "xwq loads files with torch.load(weights_only=True) and never runs "
+                         "code from them") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an xwq training checkpoint (a saved model? resume "
+                         "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
+    return payload
+
+
+def config_differences(saved: dict, config: Any) -> list[str]:
+    """``"key: saved -> now"`` for every key (outside RESUME_FREE_KEYS) whose value changed."""
+    current = config.to_dict()
+    return [f"{key}: {saved[key]!r} -> {current[key]!r}"
+            for key in sorted(set(saved) & set(current))
+            if key not in RESUME_FREE_KEYS and saved[key] != current[key]]
+
+
+def check_resumable(saved: dict, config: Any, path: str | os.PathLike) -> None:
+    differences = config_differences(saved, config)
+    if differences:
+        raise ConfigError(
+            f"cannot resume {path}: it was made with a different config "
+            f"({'; '.join(differences)}); resume with the run's own config.yaml "
+            "(xwq train --resume PATH reads it) or start a new run")
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict | None:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    with open(path) as handle:
+        data = yaml.safe_load(handle)
+    return data if isinstance(data, dict) else None
+
+
+def newest_matching_run(root: str | os.PathLike, config: Any) -> Path | None:
+    """The newest run folder ``<root>/seed_<seed>_<timestamp>`` whose config.yaml matches
+    ``config`` (up to RESUME_FREE_KEYS); runs of other experiments with the same seed are
+    passed over."""
+    runs = sorted(Path(root).glob(f"seed_{config.seed}_*"), key=lambda p: p.name, reverse=True)
+    for run in runs:
+        saved = read_run_config(run)
+        if saved is None:
+            continue
+        differences = config_differences(saved, config)
+        if differences:
+            logger.info("resume auto: passing over %s (different config: %s)", run,
+                        "; ".join(differences))
+            continue
+        return run
+    return None
+
+
+# --- logs --------------------------------------------------------------------------------------
+def count_log_rows(run_dir: str | os.PathLike) -> dict[str, int]:
+    """Rows in each ``<stream>.jsonl`` of the run folder."""
+    rows = {}
+    for path in Path(run_dir).glob("*.jsonl"):
+        with open(path, "rb") as handle:
+            rows[path.stem] = sum(1 for line in handle if line.strip())
+    return rows
+
+
+def _keep_lines(path: Path, count: int) -> None:
+    if not path.exists():
+        return
+    if count <= 0:
+        path.unlink()
+        return
+    with open(path, "rb") as handle:
+        lines = handle.readlines()[:count]
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(b"".join(lines))
+    os.replace(temporary, path)
+
+
+def truncate_logs(run_dir: str | os.PathLike, rows: dict[str, int]) -> None:
+    """Cut every stream's ``.jsonl`` and ``.csv`` back to the rows it had at the checkpoint
+    (a CSV has one more line: its header). TensorBoard events are left alone: a resumed run writes
+    a new event file, and TensorBoard shows the later points for steps logged twice."""
+    run_dir = Path(run_dir)
+    streams = {p.stem for p in run_dir.glob("*.jsonl")} | {p.stem for p in run_dir.glob("*.csv")}
+    for stream in streams:
+        count = rows.get(stream, 0)
+        _keep_lines(run_dir / f"{stream}.jsonl", count)
+        _keep_lines(run_dir / f"{stream}.csv", count + 1 if count else 0)

@@ -1,0 +1,248 @@
+"""Result folders: naming, the software/machine record, reading runs back, and the statistics
+reports (Markdown, CSV, JSON, PNG) that compare runs across seeds and methods.
+
+A benchmark run folder ``results/<method>/<env>/<env_id>/seed_<seed>_<timestamp>/`` holds
+``config.yaml``, ``metrics.{csv,jsonl}`` (one row per greedy evaluation), ``train.{csv,jsonl}``,
+TensorBoard events, ``learning_curve.png``, ``summary.json``, ``best_model.pth``,
+``final_model.pth`` and ``checkpoints/``. A run without ``summary.json`` did not finish.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from xwq.runners.statistics import STATISTICS, curve_band, eval_grid, summarise
+
+logger = logging.getLogger(__name__)
+
+PACKAGES = ("xwq", "torch", "numpy", "pettingzoo", "mpe2", "gymnasium", "tensorboardX",
+            "matplotlib", "imageio")
+SUMMARY_FILE = "summary.json"
+METRICS_STREAM = "metrics"
+TRAIN_STREAM = "train"
+
+
+def timestamp() -> str:
+    """Sortable to the microsecond, so two runs started in the same second never share a name."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+def run_name(config: Any) -> str:
+    """``seed_<seed>_<timestamp>``: a new folder for every run, never an earlier run's."""
+    return f"seed_{config.seed}_{timestamp()}"
+
+
+def run_subdir(root: str | os.PathLike, config: Any) -> Path:
+    """``<root>/<method>/<env>/<env_id>``: where the runs of one configuration live."""
+    return Path(root) / config.method / config.env_name / config.env_id
+
+
+def new_run_dir(root: str | os.PathLike, config: Any, prefix: str | None = None) -> Path:
+    """Create a fresh run folder; refuse (FileExistsError) rather than reuse an existing one."""
+    name = f"{prefix}_{timestamp()}" if prefix else run_name(config)
+    path = run_subdir(root, config) / name
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+# --- what the numbers were measured with ---------------------------------------------------------
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def machine_info(device: str | torch.device) -> dict[str, Any]:
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "platform": platform.platform(), "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": str(device),
+    }
+    if device.type == "cuda" and torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def write_json(data: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+# --- reading runs back ---------------------------------------------------------------------------
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def eval_curve(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
+    """``(env steps, mean greedy test return)`` of every evaluation of a benchmark run."""
+    rows = [row for row in read_jsonl(Path(run_dir) / f"{METRICS_STREAM}.jsonl")
+            if "test_return_mean" in row]
+    return [int(row["env_step"]) for row in rows], [float(row["test_return_mean"]) for row in rows]
+
+
+def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A finished benchmark run: ``{"dir", "config", "summary", "steps", "returns"}``."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no {SUMMARY_FILE}: not a finished benchmark run")
+    with open(run_dir / "config.yaml") as handle:
+        config = yaml.safe_load(handle)
+    steps, returns = eval_curve(run_dir)
+    return {"dir": str(run_dir), "config": config,
+            "summary": json.loads(summary_path.read_text()), "steps": steps,
+            "returns": returns}
+
+
+def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Finished benchmark run folders at or below ``paths`` (a run folder or any parent).
+
+    Unfinished runs (no summary.json) are skipped with a warning; a path with no run at all
+    raises FileNotFoundError.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"no such results folder: {path}")
+        candidates = [path] if (path / "config.yaml").is_file() else sorted(
+            p.parent for p in path.rglob("config.yaml"))
+        runs = []
+        for candidate in candidates:
+            if not (candidate / f"{METRICS_STREAM}.jsonl").is_file():
+                continue  # a train-only run (no evaluations) or an aggregate folder
+            if not (candidate / SUMMARY_FILE).is_file():
+                logger.warning("skipping unfinished run %s (no %s; resume it with "
+                               "benchmark(resume='auto'))", candidate, SUMMARY_FILE)
+                continue
+            runs.append(candidate)
+        if not runs:
+            raise FileNotFoundError(f"no finished benchmark run (a folder with config.yaml, "
+                                    f"metrics.jsonl and {SUMMARY_FILE}) under {path}")
+        found.extend(run for run in runs if run not in found)
+    return found
+
+
+def group_runs(runs: Sequence[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by method (from their config.yaml); labels add env/env_id only when the runs
+    span more than one environment."""
+    scenarios = {(run["config"]["env_name"], run["config"]["env_id"]) for run in runs}
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        config = run["config"]
+        label = config["method"]
+        if len(scenarios) > 1:
+            label = f"{label} {config['env_name']}/{config['env_id']}"
+        groups.setdefault(label, []).append(run)
+    return groups
+
+
+# --- statistics reports --------------------------------------------------------------------------
+def group_statistics(runs: Sequence[dict]) -> dict[str, Any]:
+    """Statistics of the final and best test returns and the median/quartile curve of a group."""
+    final = summarise([run["summary"]["final_test_return"] for run in runs])
+    best = summarise([run["summary"]["best_test_return"] for run in runs])
+    grids = [eval_grid(run["config"]["eval_interval"], run["config"]["running_steps"])
+             for run in runs]
+    grid = np.unique(np.concatenate(grids))
+    curve = curve_band([(run["steps"], run["returns"]) for run in runs if run["steps"]], grid)
+    return {
+        "runs": [run["dir"] for run in runs],
+        "seeds": [run["config"]["seed"] for run in runs],
+        "env": sorted({f"{run['config']['env_name']}/{run['config']['env_id']}" for run in runs}),
+        "final_test_return": final, "best_test_return": best,
+        "env_steps_mean": float(np.mean([run["summary"]["env_steps"] for run in runs])),
+        "wall_time_mean": float(np.mean([run["summary"]["wall_time"] for run in runs])),
+        "curve": curve,
+    }
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['value']:.2f} [{stat['ci_low']:.2f}, {stat['ci_high']:.2f}]"
+
+
+def markdown_table(statistics: dict[str, dict]) -> str:
+    """One row per group: runs, and mean / median / IQM of the final greedy test return with
+    bootstrap 95% intervals, then the IQM of the best evaluation."""
+    header = ("| method | runs | final return mean [95% CI] | median [95% CI] | IQM [95% CI] "
+              "| best return IQM [95% CI] | env steps |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, stats in statistics.items():
+        final = stats["final_test_return"]
+        lines.append(f"| {label} | {final['n']} | {_cell(final['mean'])} | "
+                     f"{_cell(final['median'])} | {_cell(final['iqm'])} | "
+                     f"{_cell(stats['best_test_return']['iqm'])} | "
+                     f"{stats['env_steps_mean']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _csv_rows(statistics: dict[str, dict]) -> list[dict]:
+    rows = []
+    for label, stats in statistics.items():
+        for quantity in ("final_test_return", "best_test_return"):
+            for name in STATISTICS:
+                stat = stats[quantity][name]
+                rows.append({"method": label, "quantity": quantity, "statistic": name,
+                             "value": stat["value"], "ci_low": stat["ci_low"],
+                             "ci_high": stat["ci_high"], "runs": stats[quantity]["n"]})
+    return rows
+
+
+def write_report(groups: dict[str, list[dict]], out_dir: str | os.PathLike, stem: str,
+                 title: str = "") -> dict[str, Any]:
+    """Write ``<stem>.md``, ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` (median and
+    quartile band of the greedy test return per group) into ``out_dir``.
+
+    Returns ``{"groups": {label: statistics}, "table": markdown, "files": {...}}``.
+    """
+    from xwq.runners.plots import plot_bands
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    statistics = {label: group_statistics(runs) for label, runs in groups.items()}
+    table = markdown_table(statistics)
+    note = ("Final return: greedy test return at the end of training, one number per run; "
+            "95% CIs: percentile bootstrap over runs (2000 resamples, seed 0); IQM: mean of the "
+            "middle 50% of runs (equals the mean with fewer than 4 runs).\n")
+    files = {"table": out_dir / f"{stem}.md", "csv": out_dir / f"{stem}.csv",
+             "json": out_dir / f"{stem}.json", "plot": out_dir / f"{stem}.png"}
+    files["table"].write_text((f"# {title}\n\n" if title else "") + table + "\n" + note)
+    with open(files["csv"], "w", newline="") as handle:
+        rows = _csv_rows(statistics)
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_bands({label: stats["curve"] for label, stats in statistics.items()},
+               {label: stats["final_test_return"]["n"] for label, stats in statistics.items()},
+               files["plot"], title=title)
+    report = {"groups": statistics, "table": table,
+              "files": {key: str(path) for key, path in files.items()}}
+    write_json(report, files["json"])
+    return report
