@@ -1,0 +1,468 @@
+"""Reproduce the Weighted QMIX paper's (Rashid et al., NeurIPS 2020) two small experiments.
+
+- ``matrix``: the one-step non-monotonic matrix game (payoff rows = agent 1
+  ``[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]``, uniform exploration) for QMIX, CW-QMIX and
+  OW-QMIX over several seeds: the learned Q_tot table of every seed (and Q̂* for the weighted
+  methods), the element-wise median over seeds, and how many seeds' greedy joint action is the
+  optimal (8) cell. Writes ``matrix_game.json`` and ``matrix_game.md``.
+- ``predator_prey``: predator-prey with punishment p = -2 (8 agents, 8 prey, 10×10) for QMIX,
+  VDN, CW-QMIX and OW-QMIX: greedy test return against env steps (``Runner.benchmark``), median
+  and quartile band over seeds. Writes ``predator_prey.json``, ``predator_prey.png`` and
+  ``predator_prey.md``.
+
+Both use the packaged configs; ``--budget F`` multiplies ``running_steps`` (and the predator-prey
+``eval_interval``, keeping at least 5 evaluations). Budget 1.0 is the paper's length (matrix game:
+2,000 updates; predator-prey: 1M env steps). Usage::
+
+    python benchmarks/reproduce_paper.py matrix
+    python benchmarks/reproduce_paper.py predator_prey --budget 0.1 --seeds 2
+    python benchmarks/reproduce_paper.py all --budget 0.05 --seeds 1 --out /tmp/paper
+
+Per-run logs, models and metrics go under ``<out>/runs/`` (not meant to be committed).
+Every JSON records the command, git commit, date, budget, seeds, wall time per run and package
+versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "paper"
+
+MATRIX_METHODS = ("qmix", "cw_qmix", "ow_qmix")
+PP_METHODS = ("qmix", "vdn", "cw_qmix", "ow_qmix")
+PAYOFF = np.array([[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]])
+OPTIMAL_RETURN = 8.0
+MIN_EVAL_POINTS = 5
+LABELS = {"qmix": "QMIX", "vdn": "VDN", "cw_qmix": "CW-QMIX", "ow_qmix": "OW-QMIX"}
+
+
+# --- provenance ------------------------------------------------------------------------------
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def provenance(command: str, budget: float, seeds: list[int]) -> dict[str, Any]:
+    """Command, commit, date, budget, seeds and the versions that produced a result."""
+    import matplotlib
+    import torch
+
+    import xwq
+
+    dirty = _git("status", "--porcelain", "--", "xwq")
+    return {
+        "command": command,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "xwq_uncommitted_changes": bool(dirty) if dirty is not None else None,
+        "xwq_uncommitted_files": dirty.splitlines() if dirty else [],
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "budget": budget,
+        "seeds": seeds,
+        "versions": {"python": platform.python_version(), "xwq": xwq.__version__,
+                     "torch": torch.__version__, "numpy": np.__version__,
+                     "matplotlib": matplotlib.__version__},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "cpu_count": os.cpu_count()},
+    }
+
+
+def _run_dirs(out: Path) -> dict[str, str]:
+    runs = out / "runs"
+    return {"log_dir": str(runs / "logs"), "model_dir": str(runs / "models"),
+            "results_dir": str(runs / "results"), "progress_bar": False}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def scaled_steps(base: int, budget: float) -> int:
+    return max(1, int(round(base * budget)))
+
+
+def scaled_eval_interval(base_interval: int, running_steps: int, budget: float) -> int:
+    """``eval_interval × budget``, shortened when needed so that a run has ≥ 5 evaluations."""
+    interval = max(1, int(round(base_interval * budget)))
+    return max(1, min(interval, running_steps // MIN_EVAL_POINTS))
+
+
+# --- matrix game -----------------------------------------------------------------------------
+def matrix_game_tables(agents: Any) -> dict[str, np.ndarray]:
+    """Q_tot of every joint action (rows: agent 1), plus Q̂* for the weighted methods, and the
+    greedy action of each agent."""
+    import torch
+
+    policy = agents.policy
+    n = policy.n_actions
+    obs = torch.ones(1, 1, 2, agents.spec.obs_dim)
+    inputs = policy.build_inputs(obs, torch.full((1, 1, 2), -1))
+    state = torch.ones(n, n, agents.spec.state_dim)
+    tables: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        networks = [("q_tot", policy.agent, policy.mix)]
+        if hasattr(policy, "star_agent"):
+            networks.append(("q_star", policy.star_agent, policy.star_mixer))
+        for name, agent, mix in networks:
+            q = agent(inputs)[0][0, 0]
+            if name == "q_tot":
+                tables["greedy_actions"] = q.argmax(dim=-1).numpy()
+            joint = torch.stack(torch.meshgrid(q[0], q[1], indexing="ij"), dim=-1)
+            tables[name] = mix(joint, state).numpy()
+    return tables
+
+
+def run_matrix_seed(method: str, seed: int, budget: float, out: Path,
+                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one method on the matrix game for ``running_steps × budget`` env steps (one update
+    per one-step episode), then read its tables and play greedy test episodes."""
+    import xwq
+
+    start = time.perf_counter()
+    base = xwq.get_configs(method=method, env="matrix_game", env_id="nonmonotonic",
+                           overrides=overrides)
+    steps = scaled_steps(base.running_steps, budget)
+    runner = xwq.get_runner(method, "matrix_game", "nonmonotonic", seed=seed,
+                            **{**_run_dirs(out), **(overrides or {}), "running_steps": steps})
+    try:
+        agents = runner.agents
+        agents.train(-(-steps // runner.config.parallels))
+        returns = agents.test(runner.test_envs, runner.config.test_episode)
+        tables = matrix_game_tables(agents)
+        updates = int(agents.learner.updates)
+        env_steps = int(agents.env_steps)
+    finally:
+        runner.finish()
+    greedy_return = float(np.mean(returns))
+    result = {
+        "seed": seed,
+        "greedy_test_return": greedy_return,
+        "optimal": bool(np.all(np.asarray(returns) == OPTIMAL_RETURN)),
+        "greedy_joint_action": [int(a) for a in tables["greedy_actions"]],
+        "q_tot": np.round(tables["q_tot"], 4).tolist(),
+        "env_steps": env_steps,
+        "updates": updates,
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }
+    if "q_star" in tables:
+        result["q_star"] = np.round(tables["q_star"], 4).tolist()
+    return result
+
+
+def summarise_matrix(method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    q_tot = np.array([r["q_tot"] for r in runs])
+    summary: dict[str, Any] = {
+        "optimal_count": int(sum(r["optimal"] for r in runs)),
+        "n_seeds": len(runs),
+        "median_q_tot": np.round(np.median(q_tot, axis=0), 3).tolist(),
+        "median_off_optimum_q_tot": round(float(np.median(
+            np.median(q_tot, axis=0).reshape(-1)[1:])), 3),
+    }
+    if all("q_star" in r for r in runs):
+        q_star = np.array([r["q_star"] for r in runs])
+        median_star = np.median(q_star, axis=0)
+        summary["median_q_star"] = np.round(median_star, 3).tolist()
+        summary["median_q_star_max_abs_error"] = round(
+            float(np.abs(median_star - PAYOFF).max()), 3)
+    return summary
+
+
+def _expected_off_optimum(method: str, alpha: float = 0.1) -> str:
+    if method == "cw_qmix":
+        return "≈ -6"
+    if method == "ow_qmix":
+        return f"≈ {-12 * alpha / (1 + alpha):.2f}"
+    return "—"
+
+
+def _md_table(table: list[list[float]], fmt: str = "{:.2f}") -> list[str]:
+    n = len(table)
+    lines = ["| agent 1 \\ agent 2 | " + " | ".join(f"a{j}" for j in range(n)) + " |",
+             "|---|" + "---|" * n]
+    for i, row in enumerate(table):
+        lines.append(f"| a{i} | " + " | ".join(fmt.format(v) for v in row) + " |")
+    return lines
+
+
+def matrix_markdown(data: dict[str, Any]) -> str:
+    meta = data["meta"]
+    lines = ["# Matrix game (non-monotonic payoff), WQMIX paper §6.1", "",
+             f"Command: `{meta['command']}`  ",
+             f"Commit: `{meta['git_commit']}`, date {meta['date']}, budget {meta['budget']}, "
+             f"seeds {meta['seeds']}", "",
+             "Payoff (rows: agent 1): `[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]`; uniform "
+             "exploration (ε = 1). A seed is *optimal* when its greedy test return is 8.", "",
+             "| method | optimal seeds | median Q_tot(a0,a0) | median off-optimum Q_tot "
+             "| expected off-optimum | max abs(median Q̂* − payoff) |",
+             "|---|---|---|---|---|---|"]
+    for method, summary in data["summary"].items():
+        q_tot = summary["median_q_tot"]
+        star = summary.get("median_q_star_max_abs_error")
+        lines.append(
+            f"| {LABELS.get(method, method)} | {summary['optimal_count']} / "
+            f"{summary['n_seeds']} | {q_tot[0][0]:.2f} | "
+            f"{summary['median_off_optimum_q_tot']:.2f} | {_expected_off_optimum(method)} | "
+            f"{'—' if star is None else f'{star:.2f}'} |")
+    lines.append("")
+    for method, summary in data["summary"].items():
+        lines += [f"## {LABELS.get(method, method)}: median Q_tot over seeds", "",
+                  *_md_table(summary["median_q_tot"]), ""]
+        if "median_q_star" in summary:
+            lines += [f"## {LABELS.get(method, method)}: median Q̂* over seeds", "",
+                      *_md_table(summary["median_q_star"]), ""]
+    lines += ["## Per seed", "", "| method | seed | greedy return | greedy joint action "
+              "| Q_tot(a0,a0) | wall time (s) |", "|---|---|---|---|---|---|"]
+    for method, runs in data["runs"].items():
+        for r in runs:
+            lines.append(f"| {LABELS.get(method, method)} | {r['seed']} | "
+                         f"{r['greedy_test_return']:g} | {tuple(r['greedy_joint_action'])} | "
+                         f"{r['q_tot'][0][0]:.2f} | {r['wall_time_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_matrix(out: Path, budget: float = 1.0, seeds: list[int] | None = None,
+               methods: list[str] | tuple[str, ...] = MATRIX_METHODS,
+               overrides: dict[str, Any] | None = None, command: str = "") -> dict[str, Any]:
+    """All methods × seeds on the matrix game; writes matrix_game.json/.md under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds if seeds is not None else range(1, 11))
+    data: dict[str, Any] = {"meta": {**provenance(command, budget, seeds), "methods": list(methods),
+                                     "overrides": overrides or {}},
+                            "payoff": PAYOFF.tolist(), "runs": {}, "summary": {}}
+    started = time.perf_counter()
+    for method in methods:
+        runs = data["runs"].setdefault(method, [])
+        for seed in seeds:
+            runs.append(run_matrix_seed(method, seed, budget, out, overrides))
+            print(f"matrix {method} seed {seed}: greedy return {runs[-1]['greedy_test_return']:g}"
+                  f" ({runs[-1]['wall_time_s']:.1f} s)", flush=True)
+            _write_json(out / "matrix_game.json", data)
+        data["summary"][method] = summarise_matrix(method, runs)
+    data["meta"]["total_wall_time_s"] = round(time.perf_counter() - started, 1)
+    _write_json(out / "matrix_game.json", data)
+    (out / "matrix_game.md").write_text(matrix_markdown(data))
+    return data
+
+
+# --- predator-prey ---------------------------------------------------------------------------
+def read_metrics(run_dir: Path) -> list[tuple[int, float]]:
+    """``(env_step, test_return_mean)`` rows of a benchmark run's metrics.csv."""
+    import csv
+
+    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
+        return [(int(float(row["env_step"])), float(row["test_return_mean"]))
+                for row in csv.DictReader(handle)]
+
+
+def run_predator_prey_seed(method: str, seed: int, budget: float, out: Path,
+                           overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``Runner.benchmark`` for one method and seed; the curve comes from its metrics.csv."""
+    import xwq
+
+    start = time.perf_counter()
+    base = xwq.get_configs(method=method, env="predator_prey", env_id="punishment",
+                           overrides=overrides)
+    steps = scaled_steps(base.running_steps, budget)
+    interval = scaled_eval_interval(base.eval_interval, steps, budget)
+    runner = xwq.get_runner(method, "predator_prey", "punishment", seed=seed,
+                            **{**_run_dirs(out), **(overrides or {}), "running_steps": steps,
+                               "eval_interval": interval})
+    updates_holder = runner.agents.learner
+    summary = runner.benchmark()
+    curve = read_metrics(Path(summary["run_dir"]))
+    return {
+        "seed": seed,
+        "running_steps": steps,
+        "eval_interval": interval,
+        "env_steps": int(summary["env_steps"]),
+        "updates": int(updates_holder.updates),
+        "curve": [[s, round(r, 4)] for s, r in curve],
+        "final_test_return": float(summary["final_test_return"]),
+        "best_test_return": float(summary["best_test_return"]),
+        "run_dir": os.path.relpath(summary["run_dir"], out),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def aggregate_curves(runs: list[dict[str, Any]], grid: np.ndarray) -> dict[str, list[float]]:
+    """Median and quartiles over seeds, each curve linearly interpolated onto ``grid``
+    (evaluations land at round boundaries, a little past the nominal steps)."""
+    values = np.array([np.interp(grid, [p[0] for p in r["curve"]], [p[1] for p in r["curve"]])
+                       for r in runs])
+    return {"env_steps": grid.astype(int).tolist(),
+            "median": np.round(np.median(values, axis=0), 3).tolist(),
+            "q25": np.round(np.percentile(values, 25, axis=0), 3).tolist(),
+            "q75": np.round(np.percentile(values, 75, axis=0), 3).tolist()}
+
+
+def plot_predator_prey(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, agg in data["aggregate"].items():
+        x = np.asarray(agg["env_steps"])
+        line, = ax.plot(x, agg["median"], label=LABELS.get(method, method))
+        ax.fill_between(x, agg["q25"], agg["q75"], color=line.get_color(), alpha=0.2)
+    meta = data["meta"]
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("greedy test return")
+    ax.set_title(f"Predator-prey, punishment -2 (budget {meta['budget']}, "
+                 f"{len(meta['seeds'])} seeds: median, 25-75%)")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def predator_prey_markdown(data: dict[str, Any]) -> str:
+    meta = data["meta"]
+    lines = ["# Predator-prey with punishment -2, WQMIX paper §6.2", "",
+             f"Command: `{meta['command']}`  ",
+             f"Commit: `{meta['git_commit']}`, date {meta['date']}, budget {meta['budget']} "
+             f"({meta['running_steps']} env steps per run; the paper: 1,000,000), "
+             f"seeds {meta['seeds']}", "",
+             "Greedy test return (16 episodes per evaluation; maximum 40). Median over seeds "
+             "[min, max in brackets].", "",
+             "| method | final return | best return | return at half budget | updates "
+             "| wall time per run (s) |", "|---|---|---|---|---|---|"]
+
+    def med(values: list[float]) -> str:
+        return f"{np.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+    for method, runs in data["runs"].items():
+        agg = data["aggregate"][method]
+        half = agg["median"][len(agg["median"]) // 2]
+        walls = ", ".join(f"{r['wall_time_s']:.0f}" for r in runs)
+        lines.append(
+            f"| {LABELS.get(method, method)} | {med([r['final_test_return'] for r in runs])} | "
+            f"{med([r['best_test_return'] for r in runs])} | {half:.2f} | "
+            f"{int(np.median([r['updates'] for r in runs]))} | "
+            f"{walls} |")
+    lines += ["", "![curves](predator_prey.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def run_predator_prey(out: Path, budget: float = 1.0, seeds: list[int] | None = None,
+                      methods: list[str] | tuple[str, ...] = PP_METHODS,
+                      overrides: dict[str, Any] | None = None,
+                      command: str = "") -> dict[str, Any]:
+    """All methods × seeds on predator-prey (p = -2); writes predator_prey.json/.png/.md."""
+    import xwq
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds if seeds is not None else range(1, 3))
+    base = xwq.get_configs(method=methods[0], env="predator_prey", env_id="punishment",
+                           overrides=overrides)
+    steps = scaled_steps(base.running_steps, budget)
+    data: dict[str, Any] = {
+        "meta": {**provenance(command, budget, seeds), "methods": list(methods),
+                 "running_steps": steps,
+                 "eval_interval": scaled_eval_interval(base.eval_interval, steps, budget),
+                 "overrides": overrides or {}},
+        "runs": {}, "aggregate": {}}
+    started = time.perf_counter()
+    for method in methods:
+        data["runs"][method] = []
+    for seed in seeds:  # seed-major: an interrupted run still has every method's first seeds
+        for method in methods:
+            runs = data["runs"][method]
+            runs.append(run_predator_prey_seed(method, seed, budget, out, overrides))
+            r = runs[-1]
+            print(f"predator_prey {method} seed {seed}: final {r['final_test_return']:.2f}, "
+                  f"best {r['best_test_return']:.2f} ({r['wall_time_s']:.0f} s)", flush=True)
+            _write_json(out / "predator_prey.json", data)
+    interval = data["meta"]["eval_interval"]
+    grid = np.unique(np.append(np.arange(0, steps + 1, interval), steps))
+    for method, runs in data["runs"].items():
+        data["aggregate"][method] = aggregate_curves(runs, grid)
+    data["meta"]["total_wall_time_s"] = round(time.perf_counter() - started, 1)
+    _write_json(out / "predator_prey.json", data)
+    plot_predator_prey(data, out / "predator_prey.png")
+    (out / "predator_prey.md").write_text(predator_prey_markdown(data))
+    return data
+
+
+# --- command line ----------------------------------------------------------------------------
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reproduce_paper.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=["matrix", "predator_prey", "all"])
+    parser.add_argument("--budget", type=float, default=1.0,
+                        help="fraction of the paper's running_steps (default 1.0)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="number of seeds, 1..N (default: 10 matrix, 2 predator_prey)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="subset of methods (default: qmix cw_qmix ow_qmix for the matrix "
+                             "game, qmix vdn cw_qmix ow_qmix for predator-prey)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default {DEFAULT_OUT.relative_to(REPO_ROOT)})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="extra config override (YAML value), repeatable")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the chosen experiment(s); returns ``{"matrix": ..., "predator_prey": ...}``."""
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.budget <= 0:
+        raise SystemExit("--budget must be > 0")
+    command = shlex.join(["python", "benchmarks/reproduce_paper.py", *argv])
+    overrides = _parse_set(args.overrides)
+    results: dict[str, Any] = {}
+    if args.experiment in ("matrix", "all"):
+        seeds = list(range(1, (args.seeds or 10) + 1))
+        results["matrix"] = run_matrix(args.out, args.budget, seeds,
+                                       args.methods or MATRIX_METHODS, overrides, command)
+    if args.experiment in ("predator_prey", "all"):
+        seeds = list(range(1, (args.seeds or 2) + 1))
+        results["predator_prey"] = run_predator_prey(args.out, args.budget, seeds,
+                                                     args.methods or PP_METHODS, overrides,
+                                                     command)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""benchmarks/reproduce_paper.py on tiny budgets: the files it writes and their structure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_paper.py"
+
+
+@pytest.fixture(scope="module")
+def paper():
+    spec = importlib.util.spec_from_file_location("reproduce_paper", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_meta(meta, budget, seeds):
+    assert meta["budget"] == budget and meta["seeds"] == seeds
+    assert meta["command"].startswith("python benchmarks/reproduce_paper.py")
+    assert meta["date"] and "torch" in meta["versions"] and "numpy" in meta["versions"]
+    assert meta["git_commit"] is None or len(meta["git_commit"]) == 40
+
+
+def test_matrix_game_writes_tables_counts_and_markdown(paper, tmp_path):
+    # 0.05 × 2000 = 100 env steps (4 vectorised steps of 32 one-step games)
+    argv = ["matrix", "--budget", "0.05", "--seeds", "2", "--out", str(tmp_path)]
+    result = paper.main(argv)["matrix"]
+    data = json.loads((tmp_path / "matrix_game.json").read_text())
+    assert data["summary"] == json.loads(json.dumps(result["summary"]))
+    _check_meta(data["meta"], 0.05, [1, 2])
+    assert data["meta"]["command"].endswith(" ".join(argv))
+    assert set(data["runs"]) == set(data["summary"]) == {"qmix", "cw_qmix", "ow_qmix"}
+    for method, runs in data["runs"].items():
+        assert [r["seed"] for r in runs] == [1, 2]
+        for r in runs:
+            assert np.shape(r["q_tot"]) == (3, 3)
+            assert ("q_star" in r) == (method != "qmix")
+            assert r["optimal"] == (r["greedy_test_return"] == 8.0)
+            assert r["env_steps"] >= 100 and r["updates"] > 0 and r["wall_time_s"] > 0
+        summary = data["summary"][method]
+        count = summary["optimal_count"]
+        assert isinstance(count, int) and 0 <= count <= 2
+        assert count == sum(r["optimal"] for r in runs)
+        median = np.median([r["q_tot"] for r in runs], axis=0)
+        np.testing.assert_allclose(summary["median_q_tot"], median, atol=1e-3)
+        if method != "qmix":
+            assert np.shape(summary["median_q_star"]) == (3, 3)
+    md = (tmp_path / "matrix_game.md").read_text()
+    for label in ("QMIX", "CW-QMIX", "OW-QMIX", "optimal seeds", "median Q̂*"):
+        assert label in md
+    assert not (tmp_path / "predator_prey.json").exists()
+
+
+def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
+    # 0.0004 × 1M = 400 env steps on 2 envs of 25-step episodes; small batches so that
+    # updates happen; ≥ 5 evaluations of 2 greedy episodes.
+    argv = ["predator_prey", "--budget", "0.0004", "--seeds", "1", "--out", str(tmp_path),
+            "--methods", "qmix", "cw_qmix", "--set", "parallels=2", "--set", "test_parallels=2",
+            "--set", "test_episode=2", "--set", "max_episode_steps=25",
+            "--set", "batch_size=4", "--set", "training_frequency=25"]
+    paper.main(argv)
+    data = json.loads((tmp_path / "predator_prey.json").read_text())
+    _check_meta(data["meta"], 0.0004, [1])
+    assert data["meta"]["running_steps"] == 400
+    assert data["meta"]["overrides"]["max_episode_steps"] == 25
+    assert set(data["runs"]) == set(data["aggregate"]) == {"qmix", "cw_qmix"}
+    for runs in data["runs"].values():
+        (run,) = runs
+        assert run["env_steps"] >= 400 and run["updates"] > 0 and run["wall_time_s"] > 0
+        steps = [s for s, _ in run["curve"]]
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 6  # step 0 + ≥ 5
+        assert all(-2 * 8 * 25 <= r <= 40 for _, r in run["curve"])  # p = -2, 8 agents
+        assert run["final_test_return"] == run["curve"][-1][1]
+        assert run["best_test_return"] == max(r for _, r in run["curve"])
+        assert (tmp_path / run["run_dir"] / "metrics.csv").exists()
+    for agg in data["aggregate"].values():
+        n = len(agg["env_steps"])
+        assert n >= 6 and agg["env_steps"][0] == 0 and agg["env_steps"][-1] == 400
+        assert len(agg["median"]) == len(agg["q25"]) == len(agg["q75"]) == n
+        assert all(lo <= m <= hi for lo, m, hi in zip(agg["q25"], agg["median"], agg["q75"]))
+    png = (tmp_path / "predator_prey.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    md = (tmp_path / "predator_prey.md").read_text()
+    assert "QMIX" in md and "CW-QMIX" in md and "predator_prey.png" in md
+
+
+def test_eval_interval_scales_with_the_budget_and_keeps_five_points(paper):
+    assert paper.scaled_eval_interval(20000, 1_000_000, 1.0) == 20000
+    assert paper.scaled_eval_interval(20000, 100_000, 0.1) == 2000
+    assert paper.scaled_eval_interval(20000, 5000, 0.005) == 100
+    assert paper.scaled_eval_interval(20000, 20, 1.0) == 4  # at least 5 evaluations
+
+
+def test_bad_arguments_are_refused(paper, tmp_path):
+    with pytest.raises(SystemExit):
+        paper.main(["matrix", "--budget", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        paper.main(["nonsense"])
+    with pytest.raises(SystemExit):
+        paper.main(["matrix", "--set", "novalue", "--out", str(tmp_path)])
