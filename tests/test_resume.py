@@ -233,6 +233,7 @@ def test_wqmix_checkpoint_holds_q_star_and_its_targets(tmp_path):
     assert any("star" in key for key in agents["learner"]["targets"])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_malicious_pickle_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 

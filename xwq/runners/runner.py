@@ -227,7 +227,9 @@ class Runner:
         payload = {
             "kind": state.kind,
             "agents": agents.state_dict(include_buffer=config.save_buffer),
-            "runner": {**state.to_dict(), "log_rows": count_log_rows(state.run_dir)},
+            # run_dir is informational: a resume takes the folder the checkpoint lies in
+            "runner": {**state.to_dict(), "log_rows": count_log_rows(state.run_dir),
+                       "run_dir": str(state.run_dir)},
             "versions": package_versions(),
         }
         path = save_checkpoint(payload, state.run_dir, agents.env_steps,
@@ -240,8 +242,11 @@ class Runner:
     def _final_checkpoint(self, state: _RunState) -> None:
         """A checkpoint at the end, so a finished run can be extended (resume with a larger
         running_steps)."""
-        if self.config.save_interval > 0:
-            self._checkpoint(state)
+        if self.config.save_interval <= 0:
+            return
+        if state.kind == "run" and self._last_checkpoint_steps == self.agents.env_steps:
+            return  # the periodic checkpoint of this very step already holds everything
+        self._checkpoint(state)
 
     def _open(self, kind: str, root: str, resume: str | os.PathLike | None
               ) -> _RunState | dict:
