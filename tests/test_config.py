@@ -89,3 +89,13 @@ def test_user_file_alone_selects_method_and_unregistered_env(tmp_path):
     config = get_configs(file_dir=user)
     assert (config.method, config.env_name, config.env_id) == ("vdn", "my_env", "level1")
     assert config.mixer == "VDN" and config.env_kwargs == {"size": 3}
+
+
+def test_exponent_numbers_in_yaml_files_are_numbers(tmp_path):
+    user = tmp_path / "lr.yaml"
+    user.write_text("learning_rate: 1e-3\nrmsprop_eps: 1E-5\nenv_kwargs: {scale: 2e3}\n")
+    config = get_configs(user, method="qmix")
+    assert config.learning_rate == 0.001 and config.rmsprop_eps == 1e-5
+    assert config.env_kwargs == {"scale": 2000.0}
+    user.write_text("env_id: 1e3x\n")  # not a number: stays a string
+    assert get_configs(user, method="qmix").env_id == "1e3x"

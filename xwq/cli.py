@@ -16,7 +16,6 @@ missing file, env that does not fit) print one line to stderr and exit with stat
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,17 +27,15 @@ EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
 
-# PyYAML reads YAML 1.1, where "1e-3" (no dot) is a string; on the command line it is a number
-_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)")
-
-
 class UsageError(ValueError):
     """A malformed command line (reported like a config error)."""
 
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     """``["learning_rate=1e-3", "fc_hidden_sizes=[32,32]"]`` -> ``{"learning_rate": 0.001,
-    "fc_hidden_sizes": [32, 32]}`` (values read with ``yaml.safe_load``; the last one wins)."""
+    "fc_hidden_sizes": [32, 32]}`` (values read as in config files; the last one wins)."""
+    from xwq.common.config import load_yaml
+
     overrides: dict[str, Any] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
@@ -46,13 +43,11 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set learning_rate=1e-3")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError as error:
             problem = str(error).splitlines()[0]
             raise UsageError(f"--set {key}={text}: the value is not valid YAML ({problem})") \
                 from None
-        if isinstance(value, str) and _NUMBER.fullmatch(text.strip()):  # unquoted 1e-3
-            value = float(value)
         overrides[key] = value
     return overrides
 
@@ -153,8 +148,10 @@ def _resume_source(args: argparse.Namespace) -> None:
         if not path.exists():
             raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run folder")
         return
+    from xwq.common.config import load_yaml
+
     with open(config_file) as handle:
-        saved = yaml.safe_load(handle) or {}
+        saved = load_yaml(handle) or {}
     if args.config is None:
         args.config = str(config_file)
     args.method = args.method or saved.get("method")

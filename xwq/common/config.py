@@ -16,10 +16,11 @@ error names the key, the layer it came from and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -27,6 +28,21 @@ from xwq.registry import closest
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_FILE = CONFIG_DIR / "base.yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with ``1e-3`` read as a number (YAML 1.1, and so PyYAML, wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str | IO[str]) -> Any:
+    """Parse YAML the way every config layer is parsed (safe; ``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
 
 
 class ConfigError(ValueError):
@@ -103,7 +119,7 @@ class Config(SimpleNamespace):
 def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
+            data = load_yaml(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as error:
