@@ -7,8 +7,6 @@ import os
 from typing import Any
 
 from xwq.common.config import get_configs
-from xwq.environment.make import make_envs
-from xwq.registry import REGISTRY_AGENT
 from xwq.runners.runner import Runner
 
 
@@ -42,10 +40,4 @@ def get_runner(method: str, env: str, env_id: str, config_path: str | os.PathLik
     _default_logging()
     config = get_configs(file_dir=config_path, method=method, env=env, env_id=env_id,
                          overrides=overrides)
-    envs = make_envs(config)
-    try:
-        agents = REGISTRY_AGENT[config.agent](config, envs)
-    except BaseException:
-        envs.close()
-        raise
-    return Runner(config, envs, agents, is_test=is_test)
+    return Runner.build(config, is_test=is_test)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 
@@ -31,6 +31,18 @@ def closest(name: str, choices: list[str]) -> str:
     lowered = {choice.lower(): choice for choice in choices}
     match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
     return f" Did you mean '{lowered[match[0]]}'?" if match else ""
+
+
+def require_choice(kind: str, name: str, choices: Sequence[str], where: str = "",
+                   hint: str = "") -> None:
+    """Raise :class:`UnknownNameError` ("unknown <kind> 'x'<where>; choose one of [...].
+    <hint> Did you mean ...?") unless ``name`` is one of ``choices``."""
+    if name in choices:
+        return
+    choices = sorted(choices)
+    hint = f" {hint}" if hint else ""
+    raise UnknownNameError(f"unknown {kind} {name!r}{where}; choose one of {choices}.{hint}"
+                           f"{closest(str(name), choices)}")
 
 
 class _Lazy:
@@ -86,14 +98,9 @@ class Registry(MutableMapping):
         self._entries[name] = obj
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            entry = self._entries[name]
-        except (KeyError, TypeError):
-            choices = sorted(self._entries)
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; choose one of {choices}."
-                f"{closest(str(name), choices)}"
-            ) from None
+        if not isinstance(name, str) or name not in self._entries:
+            require_choice(self.kind, str(name), list(self._entries))
+        entry = self._entries[name]
         if isinstance(entry, _Lazy):
             entry = entry.load()
             self._entries[name] = entry

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import yaml
 
-from xwq.registry import closest
+from xwq.registry import closest, require_choice
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_FILE = CONFIG_DIR / "base.yaml"
@@ -235,13 +235,7 @@ def get_configs(
     env = pick("env_name", env)
     env_id = pick("env_id", env_id)
 
-    methods = available_methods()
-    if method not in methods:
-        from xwq.registry import UnknownNameError
-
-        raise UnknownNameError(
-            f"unknown method {method!r}; choose one of {methods}.{closest(method, methods)}"
-        )
+    require_choice("method", method, available_methods())
 
     config: dict[str, Any] = {}
     origins: dict[str, str] = {}

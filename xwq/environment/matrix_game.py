@@ -33,7 +33,7 @@ from pettingzoo import ParallelEnv
 
 from xwq.environment.spec import EnvSpec
 from xwq.environment.vector import NativeVecEnv, StepResult
-from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, UnknownNameError, closest
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("nonmonotonic",)
 NONMONOTONIC_PAYOFF = ((8.0, -12.0, -12.0), (-12.0, 0.0, 0.0), (-12.0, 0.0, 0.0))
@@ -42,11 +42,8 @@ AGENTS = ("agent_0", "agent_1")
 
 
 def _check_env_id(env_id: str) -> None:
-    if env_id not in ENV_IDS:
-        raise UnknownNameError(
-            f"unknown env_id {env_id!r} for env 'matrix_game'; choose one of {list(ENV_IDS)} "
-            "(play another game with env_kwargs: {payoff: [[...], ...]})."
-            f"{closest(env_id, list(ENV_IDS))}")
+    require_choice("env_id", env_id, ENV_IDS, where=" for env 'matrix_game'",
+                   hint="(play another game with env_kwargs: {payoff: [[...], ...]})")
 
 
 def payoff_matrix(payoff: Sequence[Sequence[float]] | np.ndarray | None) -> np.ndarray:

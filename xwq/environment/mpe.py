@@ -6,6 +6,8 @@ import importlib
 import os
 from typing import Any
 
+from xwq.registry import require_choice
+
 MPE_SCENARIOS = ("simple_spread_v3", "simple_reference_v3", "simple_speaker_listener_v4")
 
 
@@ -24,13 +26,7 @@ def import_mpe2_scenario(env_id: str) -> Any:
 
 def make_mpe(env_id: str, **env_kwargs: Any) -> Any:
     """A PettingZoo ParallelEnv of an mpe2 scenario, with ``continuous_actions=False``."""
-    if env_id not in MPE_SCENARIOS:
-        from xwq.registry import UnknownNameError, closest
-
-        raise UnknownNameError(
-            f"unknown env_id {env_id!r} for env 'mpe'; choose one of {list(MPE_SCENARIOS)}."
-            f"{closest(env_id, list(MPE_SCENARIOS))}"
-        )
+    require_choice("env_id", env_id, MPE_SCENARIOS, where=" for env 'mpe'")
     scenario = import_mpe2_scenario(env_id)
     try:
         return scenario.parallel_env(continuous_actions=False, **env_kwargs)

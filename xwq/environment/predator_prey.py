@@ -64,7 +64,7 @@ from pettingzoo import ParallelEnv
 
 from xwq.environment.spec import EnvSpec
 from xwq.environment.vector import NativeVecEnv, StepResult
-from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, UnknownNameError, closest
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("punishment",)
 RIGHT, DOWN, LEFT, UP, STAY, CATCH = range(6)
@@ -79,11 +79,8 @@ Position = Sequence[int] | None
 
 
 def _check_env_id(env_id: str) -> None:
-    if env_id not in ENV_IDS:
-        raise UnknownNameError(
-            f"unknown env_id {env_id!r} for env 'predator_prey'; choose one of {list(ENV_IDS)} "
-            "(set the punishment with env_kwargs: {punishment: -0.5})."
-            f"{closest(env_id, list(ENV_IDS))}")
+    require_choice("env_id", env_id, ENV_IDS, where=" for env 'predator_prey'",
+                   hint="(set the punishment with env_kwargs: {punishment: -0.5})")
 
 
 class PredatorPreyVecEnv(NativeVecEnv):

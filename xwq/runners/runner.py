@@ -129,13 +129,18 @@ class Runner:
         values.update(overrides)
         resolved = get_configs(method=values["method"], env=values["env_name"],
                                env_id=values["env_id"], overrides=values)
-        envs = make_envs(resolved)
+        return cls.build(resolved, is_test=is_test)
+
+    @classmethod
+    def build(cls, config: Config, is_test: bool = False) -> Runner:
+        """A runner for an already resolved ``config``: its envs, then its agents."""
+        envs = make_envs(config)
         try:
-            agents = REGISTRY_AGENT[resolved.agent](resolved, envs)
+            agents = REGISTRY_AGENT[config.agent](config, envs)
         except BaseException:
             envs.close()
             raise
-        return cls(resolved, envs, agents, is_test=is_test)
+        return cls(config, envs, agents, is_test=is_test)
 
     @property
     def test_envs(self) -> VecEnv:
