@@ -150,14 +150,18 @@ class MARLAgents:
             self._run_logger = RunLogger(self.log_dir)
         return self._run_logger
 
-    def train(self, n_steps: int, callback: Callable[[MARLAgents], None] | None = None,
-              progress: Any = None) -> dict[str, float]:
+    def train(self, n_steps: int = 0, callback: Callable[[MARLAgents], None] | None = None,
+              progress: Any = None, until_env_steps: int | None = None) -> dict[str, float]:
         """Collect and learn for ``n_steps`` vectorised steps (``n_steps × parallels`` env
-        steps, XuanCe's convention). ``callback(agents)`` runs after every round.
+        steps, XuanCe's convention), or — given ``until_env_steps`` — until the first round
+        that ends at or after that many env steps in total (a stop that does not depend on
+        where training started: what an exact resume needs). ``callback(agents)`` runs after
+        every round.
 
         Returns the mean of the last round's training statistics.
         """
-        target = self.env_steps + n_steps * self.envs.num_envs
+        target = (self.env_steps + n_steps * self.envs.num_envs if until_env_steps is None
+                  else until_env_steps)
         stats: dict[str, float] = {}
         while self.env_steps < target:
             before = self.env_steps

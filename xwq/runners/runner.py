@@ -65,10 +65,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Runner", "aggregate_runs", "plot_results", "run_name", "run_subdir"]
 
 
-class _TargetReached(Exception):
-    """Raised by the training callback to end ``MARLAgents.train`` at a round boundary."""
-
-
 @dataclass
 class _RunState:
     """What the runner itself must carry across a checkpoint."""
@@ -191,23 +187,16 @@ class Runner:
         checkpointing on the way. The stop depends only on ``target``, never on where training
         started, which is what makes a resumed run end where an uninterrupted one does."""
         agents = self.agents
-        remaining = target - agents.env_steps
-        if remaining <= 0:
+        if agents.env_steps >= target:
             return
 
         def after_round(agents: MARLAgents) -> None:
             if self._checkpoint_due():
                 self._checkpoint(state)
-            if agents.env_steps >= target:
-                raise _TargetReached
 
         start = time.perf_counter()
         try:
-            # enough vectorised steps to pass target; the callback stops at the exact round
-            agents.train(-(-remaining // agents.envs.num_envs), callback=after_round,
-                         progress=progress)
-        except _TargetReached:
-            agents.flush_log()
+            agents.train(callback=after_round, progress=progress, until_env_steps=target)
         except NonFiniteLossError as error:
             last = state.last_checkpoint or (list_checkpoints(state.run_dir) or [None])[-1]
             self.finish()
