@@ -229,3 +229,17 @@ def test_array_env_errors_name_the_agent(counting_env_class):
 
     with pytest.raises(EnvMismatchError, match="agent 'b': observation has 5 values"):
         ArrayEnv(WrongSize()).reset()
+
+
+def test_missing_observation_of_a_live_agent_is_named(counting_env_class):
+    class Forgetful(counting_env_class):
+        def step(self, actions):
+            obs, *rest = super().step(actions)
+            del obs["b"]
+            return (obs, *rest)
+
+    env = ArrayEnv(Forgetful())
+    env.reset()
+    with pytest.raises(EnvMismatchError, match="agent 'b' is still in the episode but got no "
+                                               "observation at step 1"):
+        env.step(np.zeros(2, dtype=int))

@@ -87,8 +87,12 @@ class ArrayEnv:
     def _obs_array(self, obs: dict[str, Any]) -> np.ndarray:
         out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=np.float32)
         for i, agent in enumerate(self.spec.agents):
-            if agent in self._done_agents or agent not in obs:
+            if agent in self._done_agents:
                 continue
+            if agent not in obs:
+                raise EnvMismatchError(
+                    f"agent '{agent}' is still in the episode but got no observation at step "
+                    f"{self._t}; return one for every agent that has not terminated")
             flat = np.asarray(obs[agent], dtype=np.float32).reshape(-1)
             if flat.size != self._obs_sizes[i]:
                 raise EnvMismatchError(
