@@ -243,3 +243,20 @@ def test_missing_observation_of_a_live_agent_is_named(counting_env_class):
     with pytest.raises(EnvMismatchError, match="agent 'b' is still in the episode but got no "
                                                "observation at step 1"):
         env.step(np.zeros(2, dtype=int))
+
+
+def test_pettingzoo_butterfly_env_where_agents_die_trains_unchanged(run_dirs):
+    """Knights-archers-zombies (PettingZoo's own code): vector observations of shape (27, 5),
+    agents that die and leave, a state() of its own; registered, checked and trained."""
+    from pettingzoo.butterfly import knights_archers_zombies_v11 as kaz
+
+    xwq.register_env("kaz", lambda env_id, **kwargs: kaz.parallel_env(**kwargs))
+    summary = xwq.check_env(kaz.parallel_env(max_cycles=60))
+    assert len(summary["agents"]) == 4
+    assert summary["obs_dim"] == 135 and summary["n_actions"] == 6
+    runner = xwq.get_runner("wqmix", "kaz", "v11", parallels=2, batch_size=2, buffer_size=8,
+                            env_kwargs={"max_cycles": 40}, **run_dirs)
+    assert runner.envs.spec.max_episode_steps == 40
+    stats = runner.agents.train(80)
+    assert runner.agents.env_steps == 160 and np.isfinite(stats["loss"])
+    runner.finish()
