@@ -17,6 +17,7 @@ Both use the packaged configs; ``--budget F`` multiplies ``running_steps`` (and 
     python benchmarks/reproduce_paper.py matrix
     python benchmarks/reproduce_paper.py predator_prey --budget 0.1 --seeds 2
     python benchmarks/reproduce_paper.py all --budget 0.05 --seeds 1 --out /tmp/paper
+    python benchmarks/reproduce_paper.py plot   # redraw the PNG/Markdown from the JSON
 
 Per-run logs, models and metrics go under ``<out>/runs/`` (not meant to be committed).
 Every JSON records the command, git commit, date, budget, seeds, wall time per run and package
@@ -50,6 +51,8 @@ PAYOFF = np.array([[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]])
 OPTIMAL_RETURN = 8.0
 MIN_EVAL_POINTS = 5
 LABELS = {"qmix": "QMIX", "vdn": "VDN", "cw_qmix": "CW-QMIX", "ow_qmix": "OW-QMIX"}
+STYLES = {"qmix": ("tab:blue", "-"), "vdn": ("tab:orange", "--"), "cw_qmix": ("tab:green", "-"),
+          "ow_qmix": ("tab:red", "-")}
 
 
 # --- provenance ------------------------------------------------------------------------------
@@ -326,7 +329,8 @@ def plot_predator_prey(data: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, agg in data["aggregate"].items():
         x = np.asarray(agg["env_steps"])
-        line, = ax.plot(x, agg["median"], label=LABELS.get(method, method))
+        color, style = STYLES.get(method, (None, "-"))
+        line, = ax.plot(x, agg["median"], style, color=color, label=LABELS.get(method, method))
         ax.fill_between(x, agg["q25"], agg["q75"], color=line.get_color(), alpha=0.2)
     meta = data["meta"]
     ax.set_xlabel("environment steps")
@@ -427,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce_paper.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["matrix", "predator_prey", "all"])
+    parser.add_argument("experiment", choices=["matrix", "predator_prey", "all", "plot"],
+                        help="plot: redraw predator_prey.png/.md from <out>/predator_prey.json")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="fraction of the paper's running_steps (default 1.0)")
     parser.add_argument("--seeds", type=int, default=None,
@@ -452,6 +457,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = shlex.join(["python", "benchmarks/reproduce_paper.py", *argv])
     overrides = _parse_set(args.overrides)
     results: dict[str, Any] = {}
+    if args.experiment == "plot":
+        data = json.loads((args.out / "predator_prey.json").read_text())
+        plot_predator_prey(data, args.out / "predator_prey.png")
+        (args.out / "predator_prey.md").write_text(predator_prey_markdown(data))
+        return {"predator_prey": data}
     if args.experiment in ("matrix", "all"):
         seeds = list(range(1, (args.seeds or 10) + 1))
         results["matrix"] = run_matrix(args.out, args.budget, seeds,

@@ -88,6 +88,10 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     md = (tmp_path / "predator_prey.md").read_text()
     assert "QMIX" in md and "CW-QMIX" in md and "predator_prey.png" in md
+    (tmp_path / "predator_prey.png").unlink()
+    paper.main(["plot", "--out", str(tmp_path)])  # redraws from the JSON, no training
+    assert (tmp_path / "predator_prey.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "predator_prey.json").read_text()) == data
 
 
 def test_eval_interval_scales_with_the_budget_and_keeps_five_points(paper):
