@@ -112,35 +112,12 @@ def scaled_eval_interval(base_interval: int, running_steps: int, budget: float) 
 
 
 # --- matrix game -----------------------------------------------------------------------------
-def matrix_game_tables(agents: Any) -> dict[str, np.ndarray]:
-    """Q_tot of every joint action (rows: agent 1), plus Q̂* for the weighted methods, and the
-    greedy action of each agent."""
-    import torch
-
-    policy = agents.policy
-    n = policy.n_actions
-    obs = torch.ones(1, 1, 2, agents.spec.obs_dim)
-    inputs = policy.build_inputs(obs, torch.full((1, 1, 2), -1))
-    state = torch.ones(n, n, agents.spec.state_dim)
-    tables: dict[str, np.ndarray] = {}
-    with torch.no_grad():
-        networks = [("q_tot", policy.agent, policy.mix)]
-        if hasattr(policy, "star_agent"):
-            networks.append(("q_star", policy.star_agent, policy.star_mixer))
-        for name, agent, mix in networks:
-            q = agent(inputs)[0][0, 0]
-            if name == "q_tot":
-                tables["greedy_actions"] = q.argmax(dim=-1).numpy()
-            joint = torch.stack(torch.meshgrid(q[0], q[1], indexing="ij"), dim=-1)
-            tables[name] = mix(joint, state).numpy()
-    return tables
-
-
 def run_matrix_seed(method: str, seed: int, budget: float, out: Path,
                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one method on the matrix game for ``running_steps × budget`` env steps (one update
     per one-step episode), then read its tables and play greedy test episodes."""
     import xwq
+    from xwq.agents.tables import joint_action_tables
 
     start = time.perf_counter()
     base = xwq.get_configs(method=method, env="matrix_game", env_id="nonmonotonic",
@@ -152,7 +129,7 @@ def run_matrix_seed(method: str, seed: int, budget: float, out: Path,
         agents = runner.agents
         agents.train(-(-steps // runner.config.parallels))
         returns = agents.test(runner.test_envs, runner.config.test_episode)
-        tables = matrix_game_tables(agents)
+        tables = joint_action_tables(agents)
         updates = int(agents.learner.updates)
         env_steps = int(agents.env_steps)
     finally:

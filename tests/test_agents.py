@@ -7,23 +7,7 @@ import torch
 
 import xwq
 from xwq.agents import IQL_Agents, QMIX_Agents, VDN_Agents, WQMIX_Agents
-
-
-def _matrix_game_q_tot(agents):
-    """Q_tot of every joint action, Q̂* too for WQMIX (3 × 3 tables)."""
-    policy = agents.policy
-    obs = torch.ones(1, 1, 2, 5)
-    inputs = policy.build_inputs(obs, torch.full((1, 1, 2), -1))
-    tables = {}
-    with torch.no_grad():
-        networks = [("q_tot", policy.agent, policy.mix)]
-        if hasattr(policy, "star_agent"):
-            networks.append(("q_star", policy.star_agent, policy.star_mixer))
-        for name, agent, mix in networks:
-            q = agent(inputs)[0][0, 0]
-            joint = torch.stack(torch.meshgrid(q[0], q[1], indexing="ij"), dim=-1)
-            tables[name] = mix(joint, torch.ones(3, 3, 5)).numpy()
-    return tables
+from xwq.agents.tables import joint_action_tables
 
 
 def _solve(method, seed, run_dirs, steps=800):
@@ -31,7 +15,7 @@ def _solve(method, seed, run_dirs, steps=800):
                             running_steps=steps, **run_dirs)
     runner.agents.train(steps // runner.config.parallels)
     greedy = runner.agents.test(runner.test_envs, 8)
-    tables = _matrix_game_q_tot(runner.agents)
+    tables = joint_action_tables(runner.agents)
     runner.finish()
     return greedy, tables
 
