@@ -97,21 +97,26 @@ def avail_ok(actions, avail):
     return bool((picked | ~has_any).all())
 
 
+def _forward(learner, batch):
+    """The online pass of ``QMIXLearner.update``: inputs, all Qs, Q_tot at the taken actions."""
+    policy, actions = learner.policy, batch["actions"]
+    inputs = policy.build_inputs(batch["obs"], torch.cat(
+        [torch.full_like(actions[:, :1], -1), actions], dim=1))
+    q_all, _ = policy.agent(inputs)
+    q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                       batch["state"][:, :-1])
+    return inputs, q_all, q_tot
+
+
 def test_padded_steps_do_not_change_the_loss():
     learner = _learner("qmix")
     batch = _batch()
     other = copy.deepcopy(batch)
     other["reward"][0, 2:] = 1e6  # garbage in padding
     other["obs"][0, 3:] = -1e3
-    policy = learner.policy
-    actions = batch["actions"]
 
     def loss_of(b):
-        inputs = policy.build_inputs(b["obs"], torch.cat(
-            [torch.full_like(actions[:, :1], -1), actions], dim=1))
-        q_all, _ = policy.agent(inputs)
-        q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
-                           b["state"][:, :-1])
+        inputs, q_all, q_tot = _forward(learner, b)
         with torch.no_grad():
             greedy = xwq.policies.masked_argmax(q_all, b["avail"])
             targets, aux = learner.compute_targets(b, inputs, greedy)
@@ -145,13 +150,8 @@ def test_update_runs_steps_and_syncs_targets(method):
 def test_wqmix_loss_is_weighted_qmix_plus_unweighted_q_star():
     learner = _learner("ow_qmix", alpha=0.25)
     batch = _batch()
-    policy = learner.policy
-    actions = batch["actions"]
-    inputs = policy.build_inputs(batch["obs"], torch.cat(
-        [torch.full_like(actions[:, :1], -1), actions], dim=1))
-    q_all, _ = policy.agent(inputs)
-    q_tot = policy.mix(q_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1),
-                       batch["state"][:, :-1])
+    policy, actions = learner.policy, batch["actions"]
+    inputs, q_all, q_tot = _forward(learner, batch)
     with torch.no_grad():
         greedy = xwq.policies.masked_argmax(q_all, batch["avail"])
         targets, aux = learner.compute_targets(batch, inputs, greedy)
@@ -241,11 +241,8 @@ def test_cw_inputs_are_the_greedy_action_and_q_star_target_there():
     with torch.no_grad():
         for p in learner.targets.parameters():
             p.add_(0.2)
-    policy, actions = learner.policy, batch["actions"]
-    inputs = policy.build_inputs(batch["obs"], torch.cat(
-        [torch.full_like(actions[:, :1], -1), actions], dim=1))
     with torch.no_grad():
-        q_all, _ = policy.agent(inputs)
+        inputs, q_all, _ = _forward(learner, batch)
         greedy = xwq.policies.masked_argmax(q_all, batch["avail"])
         targets, aux = learner.compute_targets(batch, inputs, greedy)
         star_q, _ = learner.targets["star_agent"](inputs)
