@@ -138,10 +138,15 @@ def test_train_then_test_with_render(capsys, tmp_path):
 def test_benchmark_seeds_and_plot(capsys, tmp_path):
     small = sets(tmp_path, "running_steps=64", "eval_interval=32", "parallels=8",
                  "batch_size=8", "test_parallels=4", "test_episode=4")
-    assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "2"]) == 0
+    assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "2", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "| cw_qmix | 2 |" in out and "aggregate: " in out
     assert "final return mean [95% CI]" in out
+    assert "seed 1: final" in out and "seed 2: final" in out
+    assert main(["benchmark", *MATRIX, *small, "--workers", "2"]) == 2
+    assert "--workers runs several --seeds at once" in capsys.readouterr().err
+    assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
     assert main(["benchmark", "--method", "vdn", "--env", "matrix_game", "--env-id",
                  "nonmonotonic", *small]) == 0
     out = capsys.readouterr().out

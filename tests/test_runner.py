@@ -105,6 +105,74 @@ def test_benchmark_several_seeds_and_aggregate(run_dirs, tmp_path):
         xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[1, 1])
 
 
+def _final_params(summary: dict) -> dict:
+    import torch
+
+    state = torch.load(summary["final_model"], weights_only=True)
+    return {key: value for key, value in _flatten(state)}
+
+
+def _flatten(state, prefix=""):
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        yield prefix, state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from _flatten(value, f"{prefix}/{key}")
+
+
+def test_parallel_seeds_are_the_sequential_runs(run_dirs, tmp_path):
+    config = small(run_dirs, results_dir=str(tmp_path / "one_by_one"))
+    one_by_one = xwq.get_runner(*MATRIX, **config).benchmark(seeds=[1, 2, 3])
+    config = small(run_dirs, results_dir=str(tmp_path / "parallel"))
+    parallel = xwq.get_runner(*MATRIX, **config).benchmark(seeds=[1, 2, 3], workers=2)
+
+    assert [run["seed"] for run in parallel["runs"]] == [1, 2, 3]
+    for alone, together in zip(one_by_one["runs"], parallel["runs"]):
+        assert together["run_dir"].startswith(str(tmp_path / "parallel"))
+        for key in ("final_test_return", "best_test_return", "updates", "env_steps"):
+            assert together[key] == alone[key], key
+        metrics = [open(f"{run['run_dir']}/metrics.jsonl").read().splitlines()
+                   for run in (alone, together)]
+        returns = [[json.loads(row)["test_return_mean"] for row in rows] for rows in metrics]
+        assert returns[0] == returns[1]
+        params = _final_params(alone), _final_params(together)
+        assert params[0].keys() == params[1].keys() and params[0]
+        for key, value in params[0].items():
+            assert value.equal(params[1][key]), key
+    assert parallel["aggregate"]["final_test_return"]["values"] == \
+        one_by_one["aggregate"]["final_test_return"]["values"]
+
+
+def test_parallel_seed_failures_name_the_seed(run_dirs, monkeypatch):
+    import os
+
+    from xwq.runners.runner import Runner
+
+    original = Runner._benchmark_one
+
+    def failing(self, resume):
+        if self.config.seed == 2:
+            raise ValueError("boom in the env")
+        if self.config.seed == 3:
+            os._exit(3)  # a worker killed without a word (OOM killer, segfault)
+        return original(self, resume)
+
+    monkeypatch.setattr(Runner, "_benchmark_one", failing)  # forked workers inherit it
+    runner = xwq.get_runner(*MATRIX, **small(run_dirs))
+    with pytest.raises(ValueError, match="boom in the env") as error:
+        runner.benchmark(seeds=[1, 2], workers=2)
+    assert "(in the benchmark run of seed 2)" in error.value.__notes__
+    runner = xwq.get_runner(*MATRIX, **small(run_dirs))
+    with pytest.raises(RuntimeError, match="seed 3 died without a result .exit code 3."):
+        runner.benchmark(seeds=[1, 3], workers=2)
+
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="workers must be a positive integer"):
+            xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[1, 2], workers=bad)
+
+
 def test_statistics():
     assert iqm([1, 2, 3]) == pytest.approx(2.0)  # fewer than 4 runs: the mean
     assert iqm([0, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx(3.5)  # drops 2 from each end

@@ -5,7 +5,7 @@ Examples::
     xwq train --method cw_qmix --env matrix_game --env-id nonmonotonic --set running_steps=2000
     xwq train --method qmix --env mpe --env-id simple_spread_v3 --resume auto
     xwq test --method cw_qmix --env mpe --env-id simple_spread_v3 --render
-    xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 3
+    xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 3 --workers 2
     xwq plot results/qmix/matrix_game results/cw_qmix/matrix_game --out results/compare
 
 ``--set KEY=VALUE`` values are read as YAML (``1e-3``, ``[32, 32]``, ``{N: 3}``, ``null``) and
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
                        help="continue interrupted runs ('auto': each seed its newest unfinished "
                             "run; finished ones are reused)")
+    bench.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run up to N of the --seeds at once, each in its own process "
+                            "(one torch thread each by default; use at most your free cores)")
 
     plot = commands.add_parser(
         "plot", formatter_class=formatter,
@@ -207,11 +210,15 @@ def cmd_test(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1 and not args.seeds:
+        raise UsageError("--workers runs several --seeds at once: give --seeds too")
     _resume_source(args)
     runner = _runner(args, overrides)
     if args.seeds:
         _seeds(args)
-        result = runner.benchmark(seeds=args.seeds, resume=args.resume)
+        result = runner.benchmark(seeds=args.seeds, resume=args.resume, workers=args.workers)
         for summary in result["runs"]:
             print(f"seed {summary['seed']}: final {summary['final_test_return']:.3f}, best "
                   f"{summary['best_test_return']:.3f}, {summary['env_steps']} env steps, "

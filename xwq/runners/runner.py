@@ -44,6 +44,7 @@ from xwq.runners.checkpoints import (
     save_checkpoint,
     truncate_logs,
 )
+from xwq.runners.parallel import benchmark_seeds, check_workers
 from xwq.runners.results import (
     METRICS_STREAM,
     SUMMARY_FILE,
@@ -364,7 +365,7 @@ class Runner:
 
     # --- benchmark ---------------------------------------------------------------------------
     def benchmark(self, seeds: Sequence[int] | None = None,
-                  resume: str | os.PathLike | None = None) -> dict:
+                  resume: str | os.PathLike | None = None, workers: int = 1) -> dict:
         """Train with a greedy evaluation every ``eval_interval`` env steps (and at step 0) on
         separate test envs, keep the final and the best model, and write a results folder
         ``<results_dir>/<method>/<env>/<env_id>/seed_<seed>_<timestamp>/``.
@@ -374,6 +375,9 @@ class Runner:
                 write an aggregate folder ``aggregate_<timestamp>`` beside the runs.
             resume: ``"auto"`` or a checkpoint path, as for :meth:`run` (with several seeds
                 only ``"auto"``: each seed resumes its own newest run, finished ones are reused).
+            workers: with ``seeds``, run up to this many seeds at once, each in its own process
+                (:mod:`xwq.runners.parallel`): same results as one after another, in about
+                1/workers of the time when that many cores are free.
 
         Returns:
             one seed: the run's summary (``final_test_return``, ``best_test_return``,
@@ -381,6 +385,7 @@ class Runner:
             ``seeds``: ``{"runs": [summary, ...], "aggregate": {...statistics, "dir",
             "table"}}``.
         """
+        check_workers(workers)
         if seeds is None:
             return self._benchmark_one(resume)
         seeds = [int(seed) for seed in seeds]
@@ -391,12 +396,16 @@ class Runner:
                              "own newest run); resume a single run by its checkpoint path")
         config = self.config.to_dict()
         self.finish()
-        summaries = []
-        for seed in seeds:
-            logger.info("benchmark %s %s/%s: seed %d (%d of %d)", config["method"],
-                        config["env_name"], config["env_id"], seed, len(summaries) + 1,
-                        len(seeds))
-            summaries.append(Runner.from_config(config, seed=seed)._benchmark_one(resume))
+        if workers > 1 and len(seeds) > 1:
+            summaries = benchmark_seeds(config, seeds, resume, min(workers, len(seeds)),
+                                        progress=self.config.progress_bar)
+        else:
+            summaries = []
+            for seed in seeds:
+                logger.info("benchmark %s %s/%s: seed %d (%d of %d)", config["method"],
+                            config["env_name"], config["env_id"], seed, len(summaries) + 1,
+                            len(seeds))
+                summaries.append(Runner.from_config(config, seed=seed)._benchmark_one(resume))
         aggregate = aggregate_runs([summary["run_dir"] for summary in summaries],
                                    new_run_dir(self.config.results_dir, self.config,
                                                prefix="aggregate"))
@@ -422,8 +431,8 @@ class Runner:
             if state.best is None or mean > state.best:
                 state.best, state.best_step = mean, agents.env_steps
                 agents.save_model(run_dir / "best_model.pth")
-            logger.info("env step %d: greedy test return %.3f ± %.3f (best %.3f)",
-                        agents.env_steps, mean, std, state.best)
+            logger.info("seed %d, env step %d: greedy test return %.3f ± %.3f (best %.3f)",
+                        config.seed, agents.env_steps, mean, std, state.best)
 
         try:
             if not state.curve:
