@@ -11,17 +11,13 @@ count agree between the two, and prints and writes the wall times and their rati
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import xwq
+from xwq.runners.results import environment_report, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "parallel_seeds.json"
 SAME = ("final_test_return", "best_test_return", "updates", "env_steps")
@@ -67,14 +63,12 @@ def main(argv: list[str] | None = None) -> dict:
         "final_test_returns": [run["final_test_return"] for run in parallel_runs],
         "command": " ".join(["python benchmarks/parallel_seeds.py",
                              *(sys.argv[1:] if argv is None else argv)]),
-        "torch": torch.__version__, "xwq": xwq.__version__, "machine": platform.platform(),
-        "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+        **environment_report()}
     print(f"{args.method} {args.env}/{args.env_id}, seeds {args.seeds}, {args.steps} env steps "
           f"each: one by one {serial_s:.1f} s, {args.workers} workers {parallel_s:.1f} s "
           f"({report['speedup']:.2f}x); same results: {same}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_json(report, args.out)
     print(f"wrote {args.out}")
     return report
 

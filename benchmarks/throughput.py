@@ -19,9 +19,6 @@ Timings are medians over repeats; compare ratios within one run, never across ma
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +27,7 @@ import numpy as np
 import torch
 
 import xwq
+from xwq.runners.results import environment_report, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 
@@ -141,12 +139,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       f"{row['end_to_end_steps_per_s']:7.0f}/s  overhead "
                       f"{row['overhead_ratio']:.2f}", flush=True)
     report = {"rows": rows, "budget_env_steps": args.budget, "repeats": args.repeats,
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-              "xwq": xwq.__version__, "machine": platform.platform(),
-              "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              **environment_report()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_json(report, args.out)
     print(f"wrote {args.out}")
     return rows
 

@@ -23,9 +23,6 @@ only less arithmetic (different networks), lower precision or other hardware wou
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from collections import Counter
@@ -36,6 +33,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import xwq
+from xwq.runners.results import environment_report, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "update_floor.json"
 TARGET_MS = {"qmix": 12.0, "wqmix": 25.0, "cw_qmix": 25.0, "ow_qmix": 25.0}
@@ -152,12 +150,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"{row['gemm_calls']:6d} {row['other_ops']:6d} {row['gemm_share']:6.2f} "
                   f"{target:>7s}", flush=True)
     report = {"rows": rows, "peak_gemm_gflops": peak, "repeats": args.repeats,
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-              "xwq": xwq.__version__, "machine": platform.platform(), "cpus": os.cpu_count(),
-              "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), **environment_report()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_json(report, args.out)
     print(f"wrote {args.out}")
     return rows
 

@@ -22,4 +22,4 @@ def test_parallel_seeds_benchmark_reports_and_agrees(tmp_path):
     assert report["same_results"] is True
     assert report["one_by_one_s"] > 0 and report["parallel_s"] > 0 and report["speedup"] > 0
     assert len(report["final_test_returns"]) == 2 and report["workers"] == 2
-    assert "--seeds 1 2" in report["command"]
+    assert "--seeds 1 2" in report["command"] and report["versions"]["xwq"]

@@ -24,4 +24,4 @@ def test_throughput_benchmark_reports_every_figure(tmp_path):
         for key in ("env_steps_per_s", "acting_steps_per_s", "update_ms",
                     "end_to_end_steps_per_s", "overhead_ratio"):
             assert row[key] > 0, (key, row)
-    assert report["torch_threads"] == 1
+    assert report["machine"]["torch_threads"] == 1 and report["versions"]["torch"]

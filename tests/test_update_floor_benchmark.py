@@ -49,4 +49,4 @@ def test_update_floor_reports_every_figure(tmp_path):
                 "gemm_calls", "other_ops", "gemm_share"):
         assert row[key] > 0, (key, row)
     assert row["target_ms"] == 12.0
-    assert report["peak_gemm_gflops"] > 0 and report["torch_threads"] == 1
+    assert report["peak_gemm_gflops"] > 0 and report["machine"]["torch_threads"] == 1

@@ -81,6 +81,16 @@ def machine_info(device: str | torch.device) -> dict[str, Any]:
     return info
 
 
+def environment_report(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Package versions, the machine (with its load average now) and the time: what a result
+    needs beside it to be read, and compared, later."""
+    machine = machine_info(device)
+    if hasattr(os, "getloadavg"):
+        machine["load_average"] = list(os.getloadavg())
+    return {"versions": package_versions(), "machine": machine,
+            "date": datetime.now().isoformat(timespec="seconds")}
+
+
 def write_json(data: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
