@@ -68,10 +68,10 @@ def acting_only(runner, steps: int, repeats: int) -> float:
 
     def act():
         hidden = agents.policy.agent.initial_hidden(K * n, agents.device)
-        prev = torch.full((K, n), -1, dtype=torch.long)
+        prev = torch.full((K, n), -1, dtype=torch.long, device=agents.device)
         for _ in range(vec_steps):
             actions, hidden = agents.act(obs, avail, prev, hidden)
-            prev = torch.as_tensor(actions)
+            prev = torch.as_tensor(actions, device=agents.device)
 
     return vec_steps * K / _median_time(act, repeats)
 
@@ -82,7 +82,7 @@ def update_ms(runner, repeats: int) -> float:
         episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
         agents.buffer.add(episodes)
         agents.episodes += agents.envs.num_envs
-    batch = agents.buffer.sample(agents.config.batch_size, agents.rng)
+    batch = agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
     agents.learner.update(batch)  # warm-up
     times = []
     for _ in range(max(repeats, 20)):

@@ -106,7 +106,7 @@ def _ready_learner(method: str, workdir: str):
         episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
         agents.buffer.add(episodes)
         agents.episodes += agents.envs.num_envs
-    return runner, agents.buffer.sample(agents.config.batch_size, agents.rng)
+    return runner, agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
 
 
 def measure(method: str, repeats: int, workdir: str, peak: float) -> dict:

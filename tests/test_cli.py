@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import xwq
 from xwq.cli import main, parse_set
@@ -68,6 +69,10 @@ def test_parse_set_reads_yaml_values():
     (MATRIX + ["--config", "no/such.yaml"], "config file not found: no/such.yaml"),
     (["--resume", "no/such/ckpt_1.pth"], "no such checkpoint or run folder"),
     (["--method", "qmix", "--env", "empty_env", "--env-id", "x"], "the env has no agents"),
+    (MATRIX + ["--set", "device=gpu"], "config key 'device' = 'gpu' is not a torch device"),
+    pytest.param(MATRIX + ["--set", "device=cuda"],
+                 "config key 'device' = 'cuda' but no CUDA device is available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv, expected, capsys, tmp_path,
                                              counting_env_class):

@@ -145,6 +145,25 @@ def test_parallel_seeds_are_the_sequential_runs(run_dirs, tmp_path):
         one_by_one["aggregate"]["final_test_return"]["values"]
 
 
+def test_spawned_workers_give_the_same_runs(run_dirs, tmp_path, monkeypatch):
+    """The start method of macOS, Windows and of any CUDA run: workers re-import xwq."""
+    import sys
+
+    from xwq.runners import parallel
+
+    assert parallel.start_method({"device": "cuda"}) == "spawn"
+    assert parallel.start_method({"device": "cuda:1"}) == "spawn"
+    if sys.platform.startswith("linux"):
+        assert parallel.start_method({"device": "cpu"}) == "fork"
+    monkeypatch.setattr(parallel, "start_method", lambda config: "spawn")
+    config = small(run_dirs, results_dir=str(tmp_path / "spawned"))
+    spawned = xwq.get_runner(*MATRIX, **config).benchmark(seeds=[1, 2], workers=2)["runs"]
+    for run in spawned:
+        alone = xwq.get_runner(*MATRIX, **small(run_dirs, seed=run["seed"])).benchmark()
+        for key in ("final_test_return", "best_test_return", "updates"):
+            assert run[key] == alone[key], key
+
+
 def test_parallel_seed_failures_name_the_seed(run_dirs, monkeypatch):
     import os
 

@@ -22,6 +22,7 @@ import torch
 
 from xwq.agents.buffer import EpisodeBuffer, episode_layout
 from xwq.common.checkpoint import atomic_save, safe_load
+from xwq.common.config import ConfigError
 from xwq.common.run_logger import RunLogger
 from xwq.common.seeding import get_rng_states, set_rng_states, set_seed
 from xwq.environment.vector import VecEnv
@@ -34,10 +35,20 @@ TEST_SEED_OFFSET = 10**9  # evaluation episodes never reuse a training episode's
 
 
 def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"config key 'device' = {name!r} but no CUDA device is available "
-                           "to torch; use device: cpu")
+    """The torch device of config key ``device``; ConfigError if it is not one or is absent."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"config key 'device' = {name!r} is not a torch device; use cpu, "
+                          "cuda or cuda:<index>") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"config key 'device' = {name!r} but no CUDA device is available "
+                              "to torch (a CPU-only build, or no GPU); use device: cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"config key 'device' = {name!r} but torch sees "
+                              f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
+                              f"cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

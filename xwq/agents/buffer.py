@@ -104,5 +104,5 @@ class EpisodeBuffer:
             raise ValueError(f"checkpoint buffer holds {size} episodes, capacity is "
                              f"{self.capacity}; use the same buffer_size to resume")
         for key, array in self.data.items():
-            array[:size] = state["data"][key].numpy()
+            array[:size] = state["data"][key].cpu().numpy()
         self.size, self.position = size, state["position"]

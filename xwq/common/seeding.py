@@ -25,7 +25,7 @@ def get_rng_states() -> dict:
                   *numpy_state[2:]],
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # never start CUDA (and its memory) for a CPU run
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
@@ -34,7 +34,8 @@ def set_rng_states(states: dict) -> None:
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(states["torch"].cpu())
+    if "cuda" in states and torch.cuda.is_initialized():
+        cuda_states = [state.cpu() for state in states["cuda"]]
+        torch.cuda.set_rng_state_all(cuda_states[:torch.cuda.device_count()])

@@ -5,9 +5,10 @@ cores busy, and N seeds on W free cores take about ⌈N / W⌉ times one seed's 
 process runs exactly what :meth:`Runner.benchmark` runs for that seed one after another (every
 random source is seeded from the run's seed), so the results are the same to the bit on CPU.
 
-On Linux the workers are forked, so an env registered in this process is registered there too;
-elsewhere they are spawned and re-import your script, so register custom envs at import time
-(not under ``if __name__ == "__main__":``).
+On Linux CPU runs the workers are forked, so an env registered in this process is registered
+there too. Elsewhere, and whenever CUDA is in use (CUDA cannot be used again in a forked
+process), they are spawned and re-import your script: register custom envs at import time (not
+under ``if __name__ == "__main__":``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 
-def _start_method() -> str:
-    return "fork" if sys.platform.startswith("linux") else "spawn"
+def start_method(config: dict) -> str:
+    """``fork`` for CPU runs on Linux (registrations carry over), else ``spawn``."""
+    import torch
+
+    uses_cuda = torch.device(config["device"]).type == "cuda" or torch.cuda.is_initialized()
+    return "fork" if sys.platform.startswith("linux") and not uses_cuda else "spawn"
 
 
 def _benchmark_seed(conn: Connection, config: dict, seed: int, resume: str | None) -> None:
@@ -51,7 +56,7 @@ def benchmark_seeds(config: dict, seeds: Sequence[int], resume: str | None, work
     """Run ``seeds`` with at most ``workers`` processes at a time; their summaries in the
     order of ``seeds``. The first failure stops the others (their checkpoints stay) and is
     raised here, naming the seed."""
-    context = multiprocessing.get_context(_start_method())
+    context = multiprocessing.get_context(start_method(config))
     pending, running, summaries = list(seeds), {}, {}
     desc = f"{config['method']} {config['env_name']}/{config['env_id']}: seeds"
     with tqdm(total=len(pending), unit="seed", desc=desc, disable=not progress) as bar:

@@ -288,7 +288,9 @@ class Runner:
         return state
 
     def _load_checkpoint(self, kind: str, path: Path) -> _RunState:
-        payload = load_checkpoint(path, self.agents.device)
+        # on the CPU: RNG states must be CPU tensors and the buffer goes back to numpy;
+        # load_state_dict copies networks and optimiser state onto the agents' device
+        payload = load_checkpoint(path, "cpu")
         if payload["kind"] != kind:
             raise ValueError(f"{path} was written by {payload['kind']}(); resume it with "
                              f"runner.{payload['kind']}(resume=...)")
