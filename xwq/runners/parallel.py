@@ -34,6 +34,13 @@ def start_method(config: dict) -> str:
     return "fork" if sys.platform.startswith("linux") and not uses_cuda else "spawn"
 
 
+class _SeedBar(tqdm):
+    """The parent's bar, without tqdm's monitor thread: forking a process that runs other
+    threads can leave their locks held in the child (and Python 3.12+ warns about it)."""
+
+    monitor_interval = 0
+
+
 def _benchmark_seed(conn: Connection, config: dict, seed: int, resume: str | None) -> None:
     """Worker: one seed's benchmark; sends ``(True, summary)`` or ``(False, exception)``."""
     try:
@@ -59,7 +66,7 @@ def benchmark_seeds(config: dict, seeds: Sequence[int], resume: str | None, work
     context = multiprocessing.get_context(start_method(config))
     pending, running, summaries = list(seeds), {}, {}
     desc = f"{config['method']} {config['env_name']}/{config['env_id']}: seeds"
-    with tqdm(total=len(pending), unit="seed", desc=desc, disable=not progress) as bar:
+    with _SeedBar(total=len(pending), unit="seed", desc=desc, disable=not progress) as bar:
         try:
             while pending or running:
                 while pending and len(running) < workers:

@@ -16,6 +16,7 @@ resumed), and the training log is flushed at every checkpoint, in both.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -177,10 +178,12 @@ class Runner:
         self.finish()
         return model_path
 
-    def _progress(self) -> tqdm:
+    def _progress(self) -> tqdm | contextlib.nullcontext:
         config = self.config
+        if not config.progress_bar:  # no tqdm at all (its locks and thread stay out of workers)
+            return contextlib.nullcontext()
         return tqdm(total=config.running_steps, initial=self.agents.env_steps, unit="step",
-                    dynamic_ncols=True, disable=not config.progress_bar,
+                    dynamic_ncols=True,
                     desc=f"{config.method} {config.env_name}/{config.env_id} seed {config.seed}")
 
     def _train_until(self, target: int, state: _RunState, progress: Any = None) -> None:
