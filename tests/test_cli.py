@@ -70,6 +70,7 @@ def test_parse_set_reads_yaml_values():
     (["--resume", "no/such/ckpt_1.pth"], "no such checkpoint or run folder"),
     (["--method", "qmix", "--env", "empty_env", "--env-id", "x"], "the env has no agents"),
     (MATRIX + ["--set", "device=gpu"], "config key 'device' = 'gpu' is not a torch device"),
+    (MATRIX + ["--set", "device=meta"], "config key 'device' = 'meta': xwq runs on cpu or cuda"),
     pytest.param(MATRIX + ["--set", "device=cuda"],
                  "config key 'device' = 'cuda' but no CUDA device is available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
@@ -140,18 +141,28 @@ def test_train_then_test_with_render(capsys, tmp_path):
     assert "GIF" not in capsys.readouterr().out
 
 
-def test_benchmark_seeds_and_plot(capsys, tmp_path):
+def test_benchmark_seeds_and_plot(capsys, tmp_path, monkeypatch):
+    import xwq.runners.runner as runner_module
+
+    calls, real = [], runner_module.benchmark_seeds
+
+    def benchmark_seeds(config, seeds, resume, workers, progress=True):
+        calls.append((list(seeds), workers))
+        return real(config, seeds, resume, workers, progress)
+
+    monkeypatch.setattr(runner_module, "benchmark_seeds", benchmark_seeds)
     small = sets(tmp_path, "running_steps=64", "eval_interval=32", "parallels=8",
                  "batch_size=8", "test_parallels=4", "test_episode=4")
     assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "2", "--workers", "2"]) == 0
+    assert calls == [([1, 2], 2)]
     out = capsys.readouterr().out
     assert "| cw_qmix | 2 |" in out and "aggregate: " in out
     assert "final return mean [95% CI]" in out
     assert "seed 1: final" in out and "seed 2: final" in out
     assert main(["benchmark", *MATRIX, *small, "--workers", "2"]) == 2
-    assert "--workers runs several --seeds at once" in capsys.readouterr().err
+    assert "workers > 1 runs several seeds at once: give seeds too" in capsys.readouterr().err
     assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "--workers", "0"]) == 2
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert "workers must be a positive integer" in capsys.readouterr().err
     assert main(["benchmark", "--method", "vdn", "--env", "matrix_game", "--env-id",
                  "nonmonotonic", *small]) == 0
     out = capsys.readouterr().out

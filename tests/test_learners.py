@@ -257,3 +257,17 @@ def test_cw_inputs_are_the_greedy_action_and_q_star_target_there():
     torch.testing.assert_close(aux["q_star_at_greedy"], q_star_now)
     expected = batch["reward"] + learner.gamma * (1 - batch["terminated"].float()) * q_star_next
     torch.testing.assert_close(targets, expected)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_optimiser_uses_foreach_kernels_even_after_an_old_checkpoint(optimizer):
+    learner = _learner("qmix", optimizer=optimizer)
+    assert all(group["foreach"] is True for group in learner.optimizer.param_groups)
+    learner.update(_batch())
+    state = learner.state_dict()
+    for group in state["optimizer"]["param_groups"]:
+        group["foreach"] = None  # as written before foreach was asked for
+    other = _learner("qmix", optimizer=optimizer)
+    other.load_state_dict(state)
+    assert all(group["foreach"] is True for group in other.optimizer.param_groups)
+    assert other.updates == 1

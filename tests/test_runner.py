@@ -4,6 +4,7 @@ comparison plots, and GIFs of greedy episodes."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -147,6 +148,7 @@ def test_parallel_seeds_are_the_sequential_runs(run_dirs, tmp_path):
 
 def test_spawned_workers_give_the_same_runs(run_dirs, tmp_path, monkeypatch):
     """The start method of macOS, Windows and of any CUDA run: workers re-import xwq."""
+    import multiprocessing
     import sys
 
     from xwq.runners import parallel
@@ -155,41 +157,94 @@ def test_spawned_workers_give_the_same_runs(run_dirs, tmp_path, monkeypatch):
     assert parallel.start_method({"device": "cuda:1"}) == "spawn"
     if sys.platform.startswith("linux"):
         assert parallel.start_method({"device": "cpu"}) == "fork"
+    used, real_get_context = [], multiprocessing.get_context
+
+    def get_context(method):
+        used.append(method)
+        return real_get_context(method)
+
     monkeypatch.setattr(parallel, "start_method", lambda config: "spawn")
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", get_context)
     config = small(run_dirs, results_dir=str(tmp_path / "spawned"))
     spawned = xwq.get_runner(*MATRIX, **config).benchmark(seeds=[1, 2], workers=2)["runs"]
+    assert used == ["spawn"]
     for run in spawned:
         alone = xwq.get_runner(*MATRIX, **small(run_dirs, seed=run["seed"])).benchmark()
         for key in ("final_test_return", "best_test_return", "updates"):
             assert run[key] == alone[key], key
 
 
-def test_parallel_seed_failures_name_the_seed(run_dirs, monkeypatch):
-    import os
+class TwoArgumentError(Exception):
+    """Pickles, but cannot be rebuilt from its args: crosses processes as SeedFailed."""
 
+    def __init__(self, what, where):
+        super().__init__(f"{what} at {where}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="forked workers inherit the monkeypatched run")
+def test_parallel_seed_failures_name_the_seed_and_stop_the_others(run_dirs, tmp_path,
+                                                                  monkeypatch, caplog):
+    import multiprocessing
+    import os
+    import time
+
+    from xwq.runners import parallel
     from xwq.runners.runner import Runner
 
-    original = Runner._benchmark_one
+    original, finished = Runner._benchmark_one, tmp_path / "slow seed finished"
 
     def failing(self, resume):
+        if self.config.seed == 1:  # a long run, stopped when another seed fails
+            time.sleep(60)
+            finished.write_text("yes")
         if self.config.seed == 2:
             raise ValueError("boom in the env")
         if self.config.seed == 3:
             os._exit(3)  # a worker killed without a word (OOM killer, segfault)
+        if self.config.seed == 4:
+            raise TwoArgumentError("odd error", "step 7")
         return original(self, resume)
 
     monkeypatch.setattr(Runner, "_benchmark_one", failing)  # forked workers inherit it
-    runner = xwq.get_runner(*MATRIX, **small(run_dirs))
     with pytest.raises(ValueError, match="boom in the env") as error:
-        runner.benchmark(seeds=[1, 2], workers=2)
-    assert "(in the benchmark run of seed 2)" in error.value.__notes__
-    runner = xwq.get_runner(*MATRIX, **small(run_dirs))
-    with pytest.raises(RuntimeError, match="seed 3 died without a result .exit code 3."):
-        runner.benchmark(seeds=[1, 3], workers=2)
+        xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[1, 2], workers=2)
+    assert multiprocessing.active_children() == [] and not finished.exists()
+    note = error.value.__notes__[0]
+    assert note.startswith("(in the benchmark run of seed 2") and "boom in the env" in note
+    assert "benchmark seed 2 failed: ValueError: boom in the env" in caplog.text
+    assert "benchmark seed 1 stopped (seed 2 failed)" in caplog.text
 
+    with pytest.raises(parallel.SeedFailed, match="seed 3 died without a result .exit code 3."):
+        xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[3, 5], workers=2)
+    with pytest.raises(parallel.SeedFailed, match="TwoArgumentError: odd error at step 7"):
+        xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[4, 5], workers=2)
+    assert multiprocessing.active_children() == []
+
+
+def test_no_progress_bar_object_when_progress_bar_is_off(run_dirs, monkeypatch):
+    import xwq.runners.runner as runner_module
+
+    def no_tqdm(*args, **kwargs):
+        raise AssertionError("a tqdm bar was created with progress_bar: false")
+
+    monkeypatch.setattr(runner_module, "tqdm", no_tqdm)
+    summary = xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark()
+    assert summary["env_steps"] == 128
+    with pytest.raises(AssertionError, match="tqdm bar was created"):
+        xwq.get_runner(*MATRIX, **small(run_dirs, progress_bar=True)).benchmark()
+
+
+def test_workers_are_checked(run_dirs):
+    runner = xwq.get_runner(*MATRIX, **small(run_dirs))
     for bad in (0, -1, True, 1.5, "2"):
         with pytest.raises(ValueError, match="workers must be a positive integer"):
-            xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[1, 2], workers=bad)
+            runner.benchmark(seeds=[1, 2], workers=bad)
+    with pytest.raises(ValueError, match="workers > 1 runs several seeds at once"):
+        runner.benchmark(workers=2)
+    from xwq.runners.parallel import check_workers
+
+    assert check_workers(np.int64(2), [1, 2]) == 2
 
 
 def test_statistics():

@@ -50,3 +50,17 @@ def test_update_floor_reports_every_figure(tmp_path):
         assert row[key] > 0, (key, row)
     assert row["target_ms"] == 12.0
     assert report["peak_gemm_gflops"] > 0 and report["machine"]["torch_threads"] == 1
+
+
+def test_replayed_operands_keep_the_recorded_layout():
+    floor = _load()
+    gen = torch.Generator().manual_seed(0)
+    bias = floor._operand((4, 3), (0, 1), gen)  # a bias broadcast over the rows
+    assert bias.shape == (4, 3) and bias.stride() == (0, 1)
+    assert torch.equal(bias[0], bias[3])
+    transposed = floor._operand((5, 2), (1, 5), gen)  # a transposed weight
+    assert transposed.stride() == (1, 5) and not transposed.is_contiguous()
+    seconds = floor.replay_seconds(torch.ops.aten.addmm.default,
+                                   (((4, 3), (0, 1)), ((4, 5), (5, 1)), ((5, 3), (1, 5))), (),
+                                   repeats=2)
+    assert seconds > 0

@@ -210,10 +210,9 @@ def cmd_test(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    if args.workers > 1 and not args.seeds:
-        raise UsageError("--workers runs several --seeds at once: give --seeds too")
+    from xwq.runners.parallel import check_workers
+
+    check_workers(args.workers, args.seeds)  # before building anything
     _resume_source(args)
     runner = _runner(args, overrides)
     if args.seeds:

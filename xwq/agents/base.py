@@ -41,6 +41,9 @@ def resolve_device(name: str) -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise ConfigError(f"config key 'device' = {name!r} is not a torch device; use cpu, "
                           "cuda or cuda:<index>") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"config key 'device' = {name!r}: xwq runs on cpu or cuda "
+                          "(cuda:<index>) only")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"config key 'device' = {name!r} but no CUDA device is available "

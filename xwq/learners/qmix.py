@@ -152,4 +152,6 @@ class QMIXLearner:
     def load_state_dict(self, state: dict) -> None:
         self.targets.load_state_dict(state["targets"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints older than foreach=True
+            group["foreach"] = True
         self.updates = state["updates"]

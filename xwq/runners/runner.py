@@ -390,7 +390,7 @@ class Runner:
             ``seeds``: ``{"runs": [summary, ...], "aggregate": {...statistics, "dir",
             "table"}}``.
         """
-        check_workers(workers)
+        check_workers(workers, seeds)
         if seeds is None:
             return self._benchmark_one(resume)
         seeds = [int(seed) for seed in seeds]
