@@ -10,8 +10,9 @@ GRU 64; WQMIX adds Q̂*'s own GRU and its 3 × 256 feed-forward mixer) this:
 3. counts the update's multiply-add FLOPs and divides by the best rate this machine's BLAS
    reaches on a large square product: the **FLOP floor**, the time at peak GEMM speed;
 4. times the real update (median) and prints it beside both floors and the issue's target,
-   with the share of the update the GEMM floor accounts for and the number of other aten
-   calls (elementwise, reductions, copies: what is left when the GEMMs are taken away).
+   with the share of the update the GEMM floor accounts for, the number of other aten calls,
+   and of those that compute (elementwise, reductions, copies; views left out): what is left
+   when the GEMMs are taken away, and the time per such call that remains.
 
 A target below the GEMM floor cannot be met by any rewrite of the loop in fp32 on this machine;
 only less arithmetic (different networks), lower precision or other hardware would.
@@ -47,15 +48,18 @@ def _layout(t: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 class GemmRecorder(TorchDispatchMode):
     """Counts every mm/addmm/bmm/baddbmm call by (op, operand layouts, scalar arguments), and
-    every other aten call (each one costs a few microseconds of dispatch however small)."""
+    the other aten calls: all of them, and those that compute (not views such as t, select,
+    view, expand or detach, which only make a new tensor header)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter = Counter()
         self.other_ops = 0
+        self.compute_ops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.other_ops += func not in GEMMS
+        self.compute_ops += func not in GEMMS and not func.is_view
         if func in GEMMS:
             operands = tuple(_layout(a) if isinstance(a, torch.Tensor) else a for a in args)
             self.calls[(func, operands, tuple(sorted((kwargs or {}).items())))] += 1
@@ -124,6 +128,8 @@ def measure(method: str, repeats: int, workdir: str, peak: float) -> dict:
     return {"method": method, "update_ms": 1000 * update_s, "gemm_floor_ms": 1000 * floor_s,
             "flop_floor_ms": 1000 * flops / (peak * 1e9), "gflop_per_update": flops / 1e9,
             "gemm_calls": sum(recorder.calls.values()), "other_ops": recorder.other_ops,
+            "compute_ops": recorder.compute_ops,
+            "non_gemm_ms_per_compute_op": 1000 * (update_s - floor_s) / recorder.compute_ops,
             "gemm_share": floor_s / update_s, "target_ms": TARGET_MS.get(method)}
 
 
@@ -138,7 +144,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     peak = peak_gflops()
     print(f"peak fp32 GEMM (1024^3, one thread): {peak:.1f} GFLOP/s")
     print(f"{'method':8s} {'update':>9s} {'GEMM floor':>11s} {'FLOP floor':>11s} "
-          f"{'GFLOP':>6s} {'GEMMs':>6s} {'others':>6s} {'share':>6s} {'target':>7s}")
+          f"{'GFLOP':>6s} {'GEMMs':>6s} {'others':>6s} {'compute':>7s} {'share':>6s} "
+          f"{'target':>7s}")
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for method in args.methods:
@@ -147,7 +154,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             target = "-" if row["target_ms"] is None else f"{row['target_ms']:.0f} ms"
             print(f"{method:8s} {row['update_ms']:6.1f} ms {row['gemm_floor_ms']:8.1f} ms "
                   f"{row['flop_floor_ms']:8.1f} ms {row['gflop_per_update']:6.2f} "
-                  f"{row['gemm_calls']:6d} {row['other_ops']:6d} {row['gemm_share']:6.2f} "
+                  f"{row['gemm_calls']:6d} {row['other_ops']:6d} {row['compute_ops']:7d} "
+                  f"{row['gemm_share']:6.2f} "
                   f"{target:>7s}", flush=True)
     report = {"rows": rows, "peak_gemm_gflops": peak, "repeats": args.repeats,
               "cpu_capability": torch.backends.cpu.get_cpu_capability(), **environment_report()}
