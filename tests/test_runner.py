@@ -235,6 +235,48 @@ def test_no_progress_bar_object_when_progress_bar_is_off(run_dirs, monkeypatch):
         xwq.get_runner(*MATRIX, **small(run_dirs, progress_bar=True)).benchmark()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and pgrep-free /proc")
+def test_sigterm_to_the_parent_stops_the_seed_workers(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "long_benchmark.py"
+    script.write_text(
+        "import os, xwq\n"
+        "if __name__ == '__main__':\n"
+        f"    r = xwq.get_runner('cw_qmix', 'matrix_game', 'nonmonotonic', progress_bar=False,\n"
+        f"        running_steps=10**7, eval_interval=10**6, results_dir={str(tmp_path)!r},\n"
+        f"        log_dir={str(tmp_path)!r})\n"
+        "    r.benchmark(seeds=[1, 2], workers=2)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == parent.pid:
+                        found.append(int(entry))
+            except (ValueError, OSError, IndexError):
+                continue
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) == 2, "the two seed workers never started"
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode != 0
+    assert "benchmark seed 1 stopped (the benchmark was stopped: SystemExit)" in err
+    for pid in workers:  # gone, not re-parented to init and still training
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def test_workers_are_checked(run_dirs):
     runner = xwq.get_runner(*MATRIX, **small(run_dirs))
     for bad in (0, -1, True, 1.5, "2"):
