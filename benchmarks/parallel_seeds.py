@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.method} {args.env}/{args.env_id}, seeds {args.seeds}, {args.steps} env steps "
           f"each: one by one {serial_s:.1f} s, {args.workers} workers {parallel_s:.1f} s "
           f"({report['speedup']:.2f}x); same results: {same}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(report, args.out)}")
     return report
 
 

@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       f"{row['overhead_ratio']:.2f}", flush=True)
     report = {"rows": rows, "budget_env_steps": args.budget, "repeats": args.repeats,
               **environment_report()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(report, args.out)}")
     return rows
 
 

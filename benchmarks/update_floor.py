@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"{target:>7s}", flush=True)
     report = {"rows": rows, "peak_gemm_gflops": peak, "repeats": args.repeats,
               "cpu_capability": torch.backends.cpu.get_cpu_capability(), **environment_report()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(report, args.out)}")
     return rows
 
 

@@ -1,17 +1,11 @@
 """benchmarks/parallel_seeds.py reports both wall times and checks the two ways agree (no
 timing assertions)."""
 
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "parallel_seeds.py"
 
 
-def test_parallel_seeds_benchmark_reports_and_agrees(tmp_path):
-    spec = importlib.util.spec_from_file_location("parallel_seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_parallel_seeds_benchmark_reports_and_agrees(tmp_path, benchmark_script):
+    module = benchmark_script("parallel_seeds")
     out = tmp_path / "parallel_seeds.json"
     report = module.main(["--method", "cw_qmix", "--env", "matrix_game", "--env-id",
                           "nonmonotonic", "--seeds", "1", "2", "--steps", "64",

@@ -1,17 +1,11 @@
 """benchmarks/throughput.py keeps running and reports every figure it promises (no timing
 assertions: only that each measurement exists, is positive, and the JSON is complete)."""
 
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
 
 
-def test_throughput_benchmark_reports_every_figure(tmp_path):
-    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_throughput_benchmark_reports_every_figure(tmp_path, benchmark_script):
+    module = benchmark_script("throughput")
     out = tmp_path / "throughput.json"
     rows = module.main(["--methods", "qmix", "wqmix", "--backends", "native", "pettingzoo",
                         "--budget", "200", "--repeats", "1", "--out", str(out)])

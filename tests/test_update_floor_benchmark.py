@@ -1,25 +1,14 @@
 """benchmarks/update_floor.py: its GEMM recorder sees forward and backward multiplies and counts
 their FLOPs exactly, and the script reports every figure (no timing assertions)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "update_floor.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("update_floor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_recorder_counts_forward_and_backward_gemm_flops():
-    floor = _load()
+def test_recorder_counts_forward_and_backward_gemm_flops(benchmark_script):
+    floor = benchmark_script("update_floor")
     torch.manual_seed(0)
     layer, x = nn.Linear(8, 5), torch.randn(7, 8, requires_grad=True)
     rnn = nn.GRU(5, 6, batch_first=True)
@@ -38,8 +27,8 @@ def test_recorder_counts_forward_and_backward_gemm_flops():
     assert recorder.other_ops > recorder.compute_ops > 0  # the GRU's gates, the transposes
 
 
-def test_update_floor_reports_every_figure(tmp_path):
-    floor = _load()
+def test_update_floor_reports_every_figure(tmp_path, benchmark_script):
+    floor = benchmark_script("update_floor")
     out = tmp_path / "floor.json"
     rows = floor.main(["--methods", "qmix", "--repeats", "1", "--out", str(out)])
     report = json.loads(out.read_text())
@@ -52,8 +41,8 @@ def test_update_floor_reports_every_figure(tmp_path):
     assert report["peak_gemm_gflops"] > 0 and report["machine"]["torch_threads"] == 1
 
 
-def test_replayed_operands_keep_the_recorded_layout():
-    floor = _load()
+def test_replayed_operands_keep_the_recorded_layout(benchmark_script):
+    floor = benchmark_script("update_floor")
     gen = torch.Generator().manual_seed(0)
     bias = floor._operand((4, 3), (0, 1), gen)  # a bias broadcast over the rows
     assert bias.shape == (4, 3) and bias.stride() == (0, 1)

@@ -92,7 +92,9 @@ def environment_report(device: str | torch.device = "cpu") -> dict[str, Any]:
 
 
 def write_json(data: Any, path: str | os.PathLike) -> Path:
+    """Write ``data`` as JSON atomically (a temporary file, then a rename), creating the folder."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(temporary, path)
