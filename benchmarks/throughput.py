@@ -32,7 +32,10 @@ from xwq.runners.results import environment_report, write_json
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int, warmup: int = 0) -> float:
+    """Median wall seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -41,7 +44,7 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def _runner(method: str, backend: str, workdir: str, **overrides):
+def make_runner(method: str, backend: str, workdir: str, **overrides):
     return xwq.get_runner(method, "mpe", "simple_spread_v3", progress_bar=False,
                           vectorize="native" if backend == "native" else "serial",
                           log_dir=workdir, log_interval=10**9, **overrides)
@@ -57,7 +60,7 @@ def env_only(runner, steps: int, repeats: int) -> float:
         for _ in range(vec_steps):
             envs.step(rng.integers(0, spec.n_actions, (envs.num_envs, spec.n_agents)))
 
-    return vec_steps * envs.num_envs / _median_time(roll, repeats)
+    return vec_steps * envs.num_envs / median_time(roll, repeats)
 
 
 def acting_only(runner, steps: int, repeats: int) -> float:
@@ -73,27 +76,26 @@ def acting_only(runner, steps: int, repeats: int) -> float:
             actions, hidden = agents.act(obs, avail, prev, hidden)
             prev = torch.as_tensor(actions, device=agents.device)
 
-    return vec_steps * K / _median_time(act, repeats)
+    return vec_steps * K / median_time(act, repeats)
 
 
-def update_ms(runner, repeats: int) -> float:
+def first_batch(runner) -> dict:
+    """Collect rounds until the buffer holds a batch, then sample one (on the agents' device)."""
     agents = runner.agents
     while not agents.buffer.can_sample(agents.config.batch_size):
         episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
         agents.buffer.add(episodes)
         agents.episodes += agents.envs.num_envs
-    batch = agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
-    agents.learner.update(batch)  # warm-up
-    times = []
-    for _ in range(max(repeats, 20)):
-        start = time.perf_counter()
-        agents.learner.update(batch)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    return agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
+
+
+def update_ms(runner, repeats: int) -> float:
+    batch, learner = first_batch(runner), runner.agents.learner
+    return 1000 * median_time(lambda: learner.update(batch), max(repeats, 20), warmup=1)
 
 
 def end_to_end(method: str, backend: str, budget: int, workdir: str) -> tuple[float, int]:
-    runner = _runner(method, backend, workdir)
+    runner = make_runner(method, backend, workdir)
     start = time.perf_counter()
     runner.agents.train(budget // runner.config.parallels)
     seconds = time.perf_counter() - start
@@ -104,7 +106,7 @@ def end_to_end(method: str, backend: str, budget: int, workdir: str) -> tuple[fl
 
 
 def measure(method: str, backend: str, budget: int, repeats: int, workdir: str) -> dict:
-    runner = _runner(method, backend, workdir)
+    runner = make_runner(method, backend, workdir)
     env_sps = env_only(runner, budget, repeats)
     act_sps = acting_only(runner, budget, repeats)
     ms = update_ms(runner, repeats)

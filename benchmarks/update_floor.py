@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
+from throughput import first_batch, make_runner, median_time  # sibling script in benchmarks/
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import xwq
 from xwq.runners.results import environment_report, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "update_floor.json"
@@ -74,16 +72,6 @@ def gemm_flops(func, operands) -> int:
     return 2 * batch * a[-2] * a[-1] * b[-1]
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def _operand(shape: tuple[int, ...], stride: tuple[int, ...], gen: torch.Generator):
     """Random tensor with this exact layout (stride 0 included: a broadcast bias)."""
     storage = 1 + sum((size - 1) * step for size, step in zip(shape, stride))
@@ -94,29 +82,18 @@ def replay_seconds(func, operands, kwargs, repeats: int) -> float:
     """Median time of one call with fresh operands of the recorded shapes and strides."""
     gen = torch.Generator().manual_seed(0)
     args = [_operand(*o, gen) if isinstance(o, tuple) else o for o in operands]
-    return _median_seconds(lambda: func(*args, **dict(kwargs)), repeats)
+    return median_time(lambda: func(*args, **dict(kwargs)), repeats, warmup=1)
 
 
 def peak_gflops(size: int = 1024, repeats: int = 5) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / _median_seconds(lambda: a @ b, repeats) / 1e9
-
-
-def _ready_learner(method: str, workdir: str):
-    runner = xwq.get_runner(method, "mpe", "simple_spread_v3", progress_bar=False,
-                            vectorize="native", log_dir=workdir, log_interval=10**9)
-    agents = runner.agents
-    while not agents.buffer.can_sample(agents.config.batch_size):
-        episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
-        agents.buffer.add(episodes)
-        agents.episodes += agents.envs.num_envs
-    return runner, agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
+    return 2 * size**3 / median_time(lambda: a @ b, repeats, warmup=1) / 1e9
 
 
 def measure(method: str, repeats: int, workdir: str, peak: float) -> dict:
-    runner, batch = _ready_learner(method, workdir)
-    learner = runner.agents.learner
-    update_s = _median_seconds(lambda: learner.update(batch), repeats)
+    runner = make_runner(method, "native", workdir)
+    batch, learner = first_batch(runner), runner.agents.learner
+    update_s = median_time(lambda: learner.update(batch), repeats, warmup=1)
     recorder = GemmRecorder()
     with recorder:
         learner.update(batch)
