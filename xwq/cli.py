@@ -23,13 +23,11 @@ from typing import Any
 
 import yaml
 
+from xwq.errors import UsageError
+
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-class UsageError(ValueError):
-    """A malformed command line (reported like a config error)."""
-
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     """``["learning_rate=1e-3", "fc_hidden_sizes=[32,32]"]`` -> ``{"learning_rate": 0.001,

@@ -18,12 +18,7 @@ import importlib
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
-
-class UnknownNameError(KeyError):
-    """A name that is not in a registry (or a config choice that is not allowed)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0]) if self.args else ""
+from xwq.errors import UnknownNameError
 
 
 def closest(name: str, choices: list[str]) -> str:

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import yaml
 
+from xwq.errors import ConfigError
 from xwq.registry import closest, require_choice
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -43,10 +44,6 @@ _Loader.add_implicit_resolver(
 def load_yaml(text: str | IO[str]) -> Any:
     """Parse YAML the way every config layer is parsed (safe; ``1e-3`` is a float)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
-
-
-class ConfigError(ValueError):
-    """A configuration key that is unknown, wrongly typed or out of range."""
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,7 @@ from gymnasium import spaces
 
 from xwq.environment.base import MultiAgentEnv
 from xwq.environment.spec import EnvSpec
-
-
-class EnvMismatchError(ValueError):
-    """A custom environment whose spaces and returns do not agree."""
+from xwq.errors import EnvMismatchError
 
 
 def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiAgentEnv:
