@@ -1,16 +1,24 @@
 """Configuration: layered YAML files and overrides, validated key by key.
 
-Layers, each overriding the one before (later wins):
+Two independent layers of packaged files, then the user's (later wins):
 
 1. ``xwq/configs/base.yaml`` — every key, its default and a one-line comment;
-2. ``xwq/configs/<method>.yaml`` — the method's defaults (agent, learner, mixer, ...);
-3. ``xwq/configs/<method>/<env>.yaml`` then ``xwq/configs/<method>/<env>/<env_id>.yaml`` —
-   per-environment settings, where those files exist;
-4. a user's YAML file (``config_path`` / ``file_dir``);
-5. keyword overrides.
+2. ``xwq/configs/methods/<method>.yaml`` — the algorithm and its networks (agent, learner,
+   mixer, weighting, ...); ``wqmix`` is an alias of ``ow_qmix`` (:data:`METHOD_ALIASES`);
+3. ``xwq/configs/envs/<env>.yaml`` then ``xwq/configs/envs/<env>/<env_id>.yaml`` — the
+   environment: episode length, parallels, update ratio, ε schedule, env_kwargs, budget. Adding
+   an env or a map is one file;
+4. ``xwq/configs/overrides/<method>/<env>.yaml`` then ``.../<env>/<env_id>.yaml`` — only where a
+   method truly needs other values on one env (e.g. a paper's per-map α); for an alias the
+   files of the method it stands for are read too (the alias's own win);
+5. a user's YAML file (``config_path`` / ``file_dir``);
+6. keyword overrides.
 
 Every value is checked against the type of its default in base.yaml and the rules below; an
-error names the key, the layer it came from and what is allowed.
+error names the key, the layer it came from and what is allowed. A key the user sets (layers 5
+and 6) to a value other than the packaged one, but which the chosen method never reads (``alpha``
+for QMIX, ``double_q`` for Weighted QMIX), is an error too (:data:`USED_ONLY_BY`): it would be
+silently ignored otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from xwq.registry import closest, require_choice
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_FILE = CONFIG_DIR / "base.yaml"
+
+#: method names that stand for another method's files (the run keeps the name it was given)
+METHOD_ALIASES: dict[str, str] = {"wqmix": "ow_qmix"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -195,9 +206,60 @@ def _check_consistency(config: dict, origins: dict) -> None:
         )
 
 
+#: keys that only some methods read: key -> (what must hold, in words; test on the config)
+USED_ONLY_BY: dict[str, tuple[str, Any]] = {
+    "weighting": ("Weighted QMIX (learner: WQMIX_Learner)",
+                  lambda c: c["learner"] == "WQMIX_Learner"),
+    "alpha": ("Weighted QMIX (learner: WQMIX_Learner)",
+              lambda c: c["learner"] == "WQMIX_Learner"),
+    "hidden_dim_ff_mix_net": ("Weighted QMIX (policy: Weighted_Mixing_Q_network)",
+                              lambda c: c["policy"] == "Weighted_Mixing_Q_network"),
+    "double_q": ("QMIX_Learner (Weighted QMIX always takes the next actions from the online "
+                 "QMIX agents)", lambda c: c["learner"] == "QMIX_Learner"),
+    "hidden_dim_mixing_net": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
+    "hidden_dim_hyper_net": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
+    "hypernet_layers": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
+    "recurrent_hidden_size": ("recurrent agents (representation: Basic_RNN)",
+                              lambda c: c["representation"] == "Basic_RNN"),
+    "rmsprop_alpha": ("optimizer: rmsprop", lambda c: c["optimizer"] == "rmsprop"),
+    "rmsprop_eps": ("optimizer: rmsprop", lambda c: c["optimizer"] == "rmsprop"),
+    "grad_clip_norm": ("use_grad_clip: true", lambda c: c["use_grad_clip"]),
+}
+
+
+def _check_used(config: dict, origins: dict, packaged: dict, user_origins: set[str]) -> None:
+    """A key the user changed but the resolved method never reads is an error naming it."""
+    for key, (users, used) in USED_ONLY_BY.items():
+        if origins.get(key) in user_origins and config[key] != packaged[key] and not used(config):
+            raise ConfigError(
+                f"config key '{key}' = {config[key]!r} (from {origins[key]}) has no effect for "
+                f"method '{config['method']}': only {users} reads it. Remove it, or choose a "
+                "method that uses it")
+
+
 def available_methods() -> list[str]:
-    """Methods that have a defaults file, ``configs/<method>.yaml``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "base")
+    """Methods that have a defaults file, ``configs/methods/<method>.yaml``, and their aliases."""
+    files = [p.stem for p in (CONFIG_DIR / "methods").glob("*.yaml")]
+    return sorted(files + [alias for alias, target in METHOD_ALIASES.items() if target in files])
+
+
+def available_envs() -> dict[str, list[str]]:
+    """Packaged env files: ``{env: [env_id, ...]}`` from ``configs/envs`` (no import needed)."""
+    root = CONFIG_DIR / "envs"
+    names = {p.stem for p in root.glob("*.yaml")} | {p.name for p in root.iterdir() if p.is_dir()}
+    return {name: sorted(p.stem for p in (root / name).glob("*.yaml")) for name in sorted(names)}
+
+
+def packaged_layers(method: str, env: str, env_id: str) -> list[Path]:
+    """The packaged files that apply to (method, env, env_id), in the order they are merged."""
+    target = METHOD_ALIASES.get(method, method)
+    methods = [target] if target == method else [target, method]
+    layers = [CONFIG_DIR / "methods" / f"{target}.yaml",
+              CONFIG_DIR / "envs" / f"{env}.yaml", CONFIG_DIR / "envs" / env / f"{env_id}.yaml"]
+    for name in methods:
+        layers += [CONFIG_DIR / "overrides" / name / f"{env}.yaml",
+                   CONFIG_DIR / "overrides" / name / env / f"{env_id}.yaml"]
+    return layers
 
 
 def get_configs(
@@ -216,7 +278,9 @@ def get_configs(
         overrides: keyword overrides, applied last.
 
     Raises:
-        ConfigError: unknown key, wrong type, value out of range, or unknown method.
+        ConfigError: unknown key, wrong type, value out of range, a changed key the method does
+            not read, or an unreadable file.
+        UnknownNameError: unknown method.
     """
     defaults = _read_yaml(BASE_FILE, "base.yaml")
     overrides = dict(overrides or {})
@@ -237,14 +301,16 @@ def get_configs(
     config: dict[str, Any] = {}
     origins: dict[str, str] = {}
     _merge(config, origins, defaults, "base.yaml", defaults)
-    layers = [CONFIG_DIR / f"{method}.yaml", CONFIG_DIR / method / f"{env}.yaml",
-              CONFIG_DIR / method / env / f"{env_id}.yaml"]
-    for path in layers:
+    for path in packaged_layers(method, env, env_id):
         if path.exists():
-            _merge(config, origins, _read_yaml(path, str(path)), str(path.relative_to(CONFIG_DIR)),
-                   defaults)
-    _merge(config, origins, user, str(file_dir), defaults)
+            _merge(config, origins, _read_yaml(path, str(path)),
+                   str(path.relative_to(CONFIG_DIR)), defaults)
+    config.update(method=method, env_name=env, env_id=env_id)
+    packaged = dict(config)
+    user_origin = str(file_dir)
+    _merge(config, origins, user, user_origin, defaults)
     _merge(config, origins, overrides, "override", defaults)
     config.update(method=method, env_name=env, env_id=env_id)
     _check_consistency(config, origins)
+    _check_used(config, origins, packaged, {user_origin, "override"})
     return Config(**config)
