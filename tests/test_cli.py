@@ -142,15 +142,15 @@ def test_train_then_test_with_render(capsys, tmp_path):
 
 
 def test_benchmark_seeds_and_plot(capsys, tmp_path, monkeypatch):
-    import xwq.runners.runner as runner_module
+    from xwq.runners.process_backend import ProcessBackend
 
-    calls, real = [], runner_module.benchmark_seeds
+    calls, real = [], ProcessBackend.run
 
-    def benchmark_seeds(config, seeds, resume, workers, progress=True):
-        calls.append((list(seeds), workers))
-        return real(config, seeds, resume, workers, progress)
+    def run(self, specs, progress=True):
+        calls.append(([spec.seed for spec in specs], self.workers))
+        return real(self, specs, progress)
 
-    monkeypatch.setattr(runner_module, "benchmark_seeds", benchmark_seeds)
+    monkeypatch.setattr(ProcessBackend, "run", run)
     small = sets(tmp_path, "running_steps=64", "eval_interval=32", "parallels=8",
                  "batch_size=8", "test_parallels=4", "test_episode=4")
     assert main(["benchmark", *MATRIX, *small, "--seeds", "1", "2", "--workers", "2"]) == 0

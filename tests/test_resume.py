@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import xwq
-import xwq.runners.runner as runner_module
+import xwq.runners.experiment as runner_module
 from xwq.common.checkpoint import safe_load
 from xwq.learners import NonFiniteLossError
 from xwq.runners.checkpoints import list_checkpoints, load_checkpoint

@@ -12,7 +12,8 @@ import yaml
 
 import xwq
 from xwq.runners import aggregate_runs, plot_results
-from xwq.runners.results import find_runs, new_run_dir
+from xwq.runners.results import find_runs
+from xwq.runners.run_folder import new_run_dir
 from xwq.runners.statistics import bootstrap_ci, curve_band, eval_grid, iqm, summarise
 
 MATRIX = ("cw_qmix", "matrix_game", "nonmonotonic")
@@ -63,9 +64,9 @@ def test_benchmark_writes_one_new_folder_per_run(run_dirs, tmp_path):
 
 
 def test_existing_folder_is_refused(tmp_path, monkeypatch):
-    import xwq.runners.results as results
+    import xwq.runners.run_folder as run_folder
 
-    monkeypatch.setattr(results, "timestamp", lambda: "fixed")
+    monkeypatch.setattr(run_folder, "timestamp", lambda: "fixed")
     config = xwq.get_configs(method="qmix")
     new_run_dir(tmp_path, config)
     with pytest.raises(FileExistsError):
@@ -151,7 +152,7 @@ def test_spawned_workers_give_the_same_runs(run_dirs, tmp_path, monkeypatch):
     import multiprocessing
     import sys
 
-    from xwq.runners import parallel
+    from xwq.runners import process_backend as parallel
 
     assert parallel.start_method({"device": "cuda"}) == "spawn"
     assert parallel.start_method({"device": "cuda:1"}) == "spawn"
@@ -189,12 +190,12 @@ def test_parallel_seed_failures_name_the_seed_and_stop_the_others(run_dirs, tmp_
     import os
     import time
 
-    from xwq.runners import parallel
-    from xwq.runners.runner import Runner
+    from xwq.runners import process_backend as parallel
+    from xwq.runners.experiment import Experiment
 
-    original, finished = Runner._benchmark_one, tmp_path / "slow seed finished"
+    original, finished = Experiment.benchmark, tmp_path / "slow seed finished"
 
-    def failing(self, resume):
+    def failing(self, resume=None):
         if self.config.seed == 1:  # a long run, stopped when another seed fails
             time.sleep(60)
             finished.write_text("yes")
@@ -206,7 +207,7 @@ def test_parallel_seed_failures_name_the_seed_and_stop_the_others(run_dirs, tmp_
             raise TwoArgumentError("odd error", "step 7")
         return original(self, resume)
 
-    monkeypatch.setattr(Runner, "_benchmark_one", failing)  # forked workers inherit it
+    monkeypatch.setattr(Experiment, "benchmark", failing)  # forked workers inherit it
     with pytest.raises(ValueError, match="boom in the env") as error:
         xwq.get_runner(*MATRIX, **small(run_dirs)).benchmark(seeds=[1, 2], workers=2)
     assert multiprocessing.active_children() == [] and not finished.exists()
@@ -223,7 +224,7 @@ def test_parallel_seed_failures_name_the_seed_and_stop_the_others(run_dirs, tmp_
 
 
 def test_no_progress_bar_object_when_progress_bar_is_off(run_dirs, monkeypatch):
-    import xwq.runners.runner as runner_module
+    import xwq.runners.experiment as runner_module
 
     def no_tqdm(*args, **kwargs):
         raise AssertionError("a tqdm bar was created with progress_bar: false")
@@ -284,7 +285,7 @@ def test_workers_are_checked(run_dirs):
             runner.benchmark(seeds=[1, 2], workers=bad)
     with pytest.raises(ValueError, match="workers > 1 runs several seeds at once"):
         runner.benchmark(workers=2)
-    from xwq.runners.parallel import check_workers
+    from xwq.runners.process_backend import check_workers
 
     assert check_workers(np.int64(2), [1, 2]) == 2
 

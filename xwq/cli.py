@@ -208,7 +208,7 @@ def cmd_test(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
-    from xwq.runners.parallel import check_workers
+    from xwq.runners.process_backend import check_workers
 
     check_workers(args.workers, args.seeds)  # before building anything
     _resume_source(args)

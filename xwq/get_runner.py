@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 from xwq.common.config import get_configs
+from xwq.common.process import default_logging
 from xwq.runners.runner import Runner
-
-
-def _default_logging() -> None:
-    """Show xwq's INFO messages (results, saved paths) unless the user configured logging."""
-    package_logger = logging.getLogger("xwq")
-    if not package_logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[xwq] %(message)s"))
-        package_logger.addHandler(handler)
-        package_logger.setLevel(logging.INFO)
 
 
 def get_runner(method: str, env: str, env_id: str, config_path: str | os.PathLike | None = None,
@@ -37,7 +27,7 @@ def get_runner(method: str, env: str, env_id: str, config_path: str | os.PathLik
         runner = get_runner("wqmix", "mpe", "simple_spread_v3", running_steps=2000)
         runner.run()
     """
-    _default_logging()
+    default_logging()
     config = get_configs(file_dir=config_path, method=method, env=env, env_id=env_id,
                          overrides=overrides)
-    return Runner.build(config, is_test=is_test)
+    return Runner(config, is_test=is_test)

@@ -22,37 +22,17 @@ import torch
 
 from xwq.agents.buffer import EpisodeBuffer, episode_layout
 from xwq.common.checkpoint import atomic_save, safe_load
-from xwq.common.config import ConfigError
+from xwq.common.process import resolve_device
 from xwq.common.run_logger import RunLogger
-from xwq.common.seeding import get_rng_states, set_rng_states, set_seed
+from xwq.common.seeding import get_rng_states, set_rng_states
 from xwq.environment.vector import VecEnv
+from xwq.errors import ConfigError
 from xwq.policies.exploration import EpsilonSchedule, epsilon_greedy
 from xwq.registry import REGISTRY_LEARNER, REGISTRY_POLICY
 
 logger = logging.getLogger(__name__)
 
 TEST_SEED_OFFSET = 10**9  # evaluation episodes never reuse a training episode's seed
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of config key ``device``; ConfigError if it is not one or is absent."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"config key 'device' = {name!r} is not a torch device; use cpu, "
-                          "cuda or cuda:<index>") from error
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"config key 'device' = {name!r}: xwq runs on cpu or cuda "
-                          "(cuda:<index>) only")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"config key 'device' = {name!r} but no CUDA device is available "
-                              "to torch (a CPU-only build, or no GPU); use device: cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"config key 'device' = {name!r} but torch sees "
-                              f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
-                              f"cuda:{torch.cuda.device_count() - 1}")
-    return device
 
 
 class MARLAgents:
@@ -71,16 +51,19 @@ class MARLAgents:
     def __init__(self, config: Any, envs: VecEnv, log_dir: str | Path | None = None) -> None:
         for key, allowed in self.requires.items():
             if getattr(config, key) not in allowed:
-                raise ValueError(
+                raise ConfigError(
                     f"{type(self).__name__} needs config key '{key}' in {list(allowed)}, got "
                     f"{getattr(config, key)!r}")
         self.config = config
         self.envs = envs
         self.spec = envs.spec
-        torch.set_num_threads(config.threads)
-        set_seed(config.seed)
         self.device = resolve_device(config.device)
-        self.policy = REGISTRY_POLICY[config.policy](config, self.spec).to(self.device)
+        # the networks' initial values depend on config.seed alone, and building agents leaves
+        # the process's global RNGs as they were (seeding the process is the run's entry point's
+        # job: xwq.common.process.setup_process)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.policy = REGISTRY_POLICY[config.policy](config, self.spec).to(self.device)
         self.learner = REGISTRY_LEARNER[config.learner](config, self.policy)
         self.buffer = EpisodeBuffer(config.buffer_size, self.spec, config.buffer_memory_budget_mb)
         self.epsilon = EpsilonSchedule(config.start_greedy, config.end_greedy,

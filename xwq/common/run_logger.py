@@ -7,6 +7,17 @@ import json
 import os
 from pathlib import Path
 
+TRAIN_STREAM = "train"  # training scalars, every log_interval env steps
+METRICS_STREAM = "metrics"  # one row per greedy evaluation of benchmark()
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a ``<stream>.jsonl`` file (an absent file has none)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 class RunLogger:
     """Writes ``{tag: value}`` rows at an env step.

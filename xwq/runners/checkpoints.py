@@ -1,4 +1,4 @@
-"""Training checkpoints of a run folder: write, prune, find, load, and line the logs up with them.
+"""Training checkpoint files: write, prune, list, load, and compare their configs.
 
 A checkpoint ``<run_dir>/checkpoints/ckpt_<env_steps>.pth`` is a plain dict of tensors and
 Python scalars, written atomically and read with ``torch.load(weights_only=True)`` (so loading
@@ -11,7 +11,8 @@ one never runs code from the file):
 The env RNGs need no saving: every collection round resets the envs with a seed derived from the
 run seed and the episode counter (``MARLAgents.train``), and evaluation rounds use fixed seeds.
 The logs need one thing: rows written after the checkpoint by a run that was then killed must go,
-so the checkpoint records how many rows each ``<stream>.jsonl`` had (``log_rows``).
+so the checkpoint records how many rows each ``<stream>.jsonl`` had (``log_rows``; the run folder,
+:mod:`xwq.runners.run_folder`, cuts them back on resume).
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xwq.common.checkpoint import atomic_save, safe_load
-from xwq.common.config import ConfigError
+from xwq.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,8 @@ def save_checkpoint(payload: dict, run_dir: str | os.PathLike, env_steps: int,
 
 
 def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a file that is not one raises ValueError."""
+    """Read a checkpoint with ``weights_only=True``; a file that is not one raises
+    CheckpointError."""
     try:
         payload = safe_load(path, device)
     except FileNotFoundError:
@@ -75,11 +75,11 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
     except Exception as error:  # torch's UnpicklingError and friends: refuse, say why
         reason = next((line.strip() for line in str(error).splitlines()
                        if "GLOBAL" in line or "Unsupported" in line), type(error).__name__)
-        raise ValueError(f"refusing to load {path}: it is not a plain-data checkpoint ({reason}); "
-                         "xwq loads files with torch.load(weights_only=True) and never runs "
-                         "code from them") from error
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a plain-data checkpoint ({reason}); xwq loads "
+            "files with torch.load(weights_only=True) and never runs code from them") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an xwq training checkpoint (a saved model? resume "
+        raise CheckpointError(f"{path} is not an xwq training checkpoint (a saved model? resume "
                          "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
     return payload
 
@@ -99,65 +99,3 @@ def check_resumable(saved: dict, config: Any, path: str | os.PathLike) -> None:
             f"cannot resume {path}: it was made with a different config "
             f"({'; '.join(differences)}); resume with the run's own config.yaml "
             "(xwq train --resume PATH reads it) or start a new run")
-
-
-def read_run_config(run_dir: str | os.PathLike) -> dict | None:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return None
-    with open(path) as handle:
-        data = yaml.safe_load(handle)
-    return data if isinstance(data, dict) else None
-
-
-def newest_matching_run(root: str | os.PathLike, config: Any) -> Path | None:
-    """The newest run folder ``<root>/seed_<seed>_<timestamp>`` whose config.yaml matches
-    ``config`` (up to RESUME_FREE_KEYS); runs of other experiments with the same seed are
-    passed over."""
-    runs = sorted(Path(root).glob(f"seed_{config.seed}_*"), key=lambda p: p.name, reverse=True)
-    for run in runs:
-        saved = read_run_config(run)
-        if saved is None:
-            continue
-        differences = config_differences(saved, config)
-        if differences:
-            logger.info("resume auto: passing over %s (different config: %s)", run,
-                        "; ".join(differences))
-            continue
-        return run
-    return None
-
-
-# --- logs --------------------------------------------------------------------------------------
-def count_log_rows(run_dir: str | os.PathLike) -> dict[str, int]:
-    """Rows in each ``<stream>.jsonl`` of the run folder."""
-    rows = {}
-    for path in Path(run_dir).glob("*.jsonl"):
-        with open(path, "rb") as handle:
-            rows[path.stem] = sum(1 for line in handle if line.strip())
-    return rows
-
-
-def _keep_lines(path: Path, count: int) -> None:
-    if not path.exists():
-        return
-    if count <= 0:
-        path.unlink()
-        return
-    with open(path, "rb") as handle:
-        lines = handle.readlines()[:count]
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(b"".join(lines))
-    os.replace(temporary, path)
-
-
-def truncate_logs(run_dir: str | os.PathLike, rows: dict[str, int]) -> None:
-    """Cut every stream's ``.jsonl`` and ``.csv`` back to the rows it had at the checkpoint
-    (a CSV has one more line: its header). TensorBoard events are left alone: a resumed run writes
-    a new event file, and TensorBoard shows the later points for steps logged twice."""
-    run_dir = Path(run_dir)
-    streams = {p.stem for p in run_dir.glob("*.jsonl")} | {p.stem for p in run_dir.glob("*.csv")}
-    for stream in streams:
-        count = rows.get(stream, 0)
-        _keep_lines(run_dir / f"{stream}.jsonl", count)
-        _keep_lines(run_dir / f"{stream}.csv", count + 1 if count else 0)

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from xwq.runners.results import METRICS_STREAM, TRAIN_STREAM, read_jsonl
+from xwq.common.run_logger import METRICS_STREAM, TRAIN_STREAM, read_jsonl
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:

@@ -1,5 +1,5 @@
-"""Result folders: naming, the software/machine record, reading runs back, and the statistics
-reports (Markdown, CSV, JSON, PNG) that compare runs across seeds and methods.
+"""Results: the software/machine record, reading finished runs back, and the statistics reports
+(Markdown, CSV, JSON, PNG) that compare runs across seeds and methods.
 
 A benchmark run folder ``results/<method>/<env>/<env_id>/seed_<seed>_<timestamp>/`` holds
 ``config.yaml``, ``metrics.{csv,jsonl}`` (one row per greedy evaluation), ``train.{csv,jsonl}``,
@@ -24,38 +24,15 @@ import numpy as np
 import torch
 import yaml
 
+from xwq.common.run_logger import METRICS_STREAM, read_jsonl
+from xwq.runners.plots import plot_bands
+from xwq.runners.run_folder import SUMMARY_FILE, timestamp
 from xwq.runners.statistics import STATISTICS, curve_band, eval_grid, summarise
 
 logger = logging.getLogger(__name__)
 
 PACKAGES = ("xwq", "torch", "numpy", "pettingzoo", "mpe2", "gymnasium", "tensorboardX",
             "matplotlib", "imageio")
-SUMMARY_FILE = "summary.json"
-METRICS_STREAM = "metrics"
-TRAIN_STREAM = "train"
-
-
-def timestamp() -> str:
-    """Sortable to the microsecond, so two runs started in the same second never share a name."""
-    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-
-
-def run_name(config: Any) -> str:
-    """``seed_<seed>_<timestamp>``: a new folder for every run, never an earlier run's."""
-    return f"seed_{config.seed}_{timestamp()}"
-
-
-def run_subdir(root: str | os.PathLike, config: Any) -> Path:
-    """``<root>/<method>/<env>/<env_id>``: where the runs of one configuration live."""
-    return Path(root) / config.method / config.env_name / config.env_id
-
-
-def new_run_dir(root: str | os.PathLike, config: Any, prefix: str | None = None) -> Path:
-    """Create a fresh run folder; refuse (FileExistsError) rather than reuse an existing one."""
-    name = f"{prefix}_{timestamp()}" if prefix else run_name(config)
-    path = run_subdir(root, config) / name
-    path.mkdir(parents=True, exist_ok=False)
-    return path
 
 
 # --- what the numbers were measured with ---------------------------------------------------------
@@ -102,17 +79,6 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
 
 
 # --- reading runs back ---------------------------------------------------------------------------
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
 def eval_curve(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
     """``(env steps, mean greedy test return)`` of every evaluation of a benchmark run."""
     rows = [row for row in read_jsonl(Path(run_dir) / f"{METRICS_STREAM}.jsonl")
@@ -234,8 +200,6 @@ def write_report(groups: dict[str, list[dict]], out_dir: str | os.PathLike, stem
 
     Returns ``{"groups": {label: statistics}, "table": markdown, "files": {...}}``.
     """
-    from xwq.runners.plots import plot_bands
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     statistics = {label: group_statistics(runs) for label, runs in groups.items()}
@@ -258,3 +222,39 @@ def write_report(groups: dict[str, list[dict]], out_dir: str | os.PathLike, stem
               "files": {key: str(path) for key, path in files.items()}}
     write_json(report, files["json"])
     return report
+
+
+# --- reports over several runs -----------------------------------------------------------------
+def aggregate_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                   title: str | None = None) -> dict:
+    """Statistics across finished benchmark runs (normally the seeds of one method): mean,
+    median and IQM of the final test return with bootstrap 95% CIs, the median/quartile curve
+    (``aggregate.png``) and a Markdown table (``aggregate.md``, also ``.csv``/``.json``) in
+    ``out_dir``. Returns the first group's statistics plus ``dir``, ``table`` and ``files``."""
+    runs = [load_run(path) for path in run_dirs]
+    groups = group_runs(runs)
+    first = runs[0]["config"]
+    report = write_report(groups, out_dir, "aggregate",
+                          title=title or f"{first['env_name']}/{first['env_id']}")
+    statistics = next(iter(report["groups"].values()))
+    return {**statistics, "dir": str(out_dir), "table": report["table"],
+            "files": report["files"]}
+
+
+def plot_results(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None,
+                 title: str | None = None) -> dict:
+    """Compare methods: every finished benchmark run at or below ``paths``, grouped by method
+    (from each run's config.yaml), drawn on one figure (median and quartile band per method),
+    with one Markdown table (+ CSV/JSON) of the final-return statistics.
+
+    Writes ``comparison.{png,md,csv,json}`` into ``out_dir`` (default
+    ``./results/comparison_<timestamp>``) and returns ``{"groups", "table", "files", "dir"}``.
+    """
+    runs = [load_run(path) for path in find_runs(paths)]
+    groups = group_runs(runs)
+    scenarios = sorted({f"{r['config']['env_name']}/{r['config']['env_id']}" for r in runs})
+    if out_dir is None:
+        out_dir = Path("results") / f"comparison_{timestamp()}"
+    report = write_report(groups, out_dir, "comparison",
+                          title=title if title is not None else ", ".join(scenarios))
+    return {**report, "dir": str(out_dir)}

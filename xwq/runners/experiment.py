@@ -1,0 +1,394 @@
+"""One seed of one configuration: its envs and agents, trained, evaluated or tested.
+
+:meth:`Experiment.build` is a run's entry point: process-wide settings first (threads, seeds,
+device: :func:`xwq.common.process.setup_process`), then the envs, then the agents. Then:
+
+- :meth:`Experiment.train` — ``running_steps`` env steps, checkpoints, the final model;
+- :meth:`Experiment.benchmark` — the same with a greedy evaluation every ``eval_interval`` env
+  steps (and at step 0) on separate test envs, best/final models, a learning curve and
+  ``summary.json``;
+- :meth:`Experiment.test` — load a trained model and play greedy episodes.
+
+Each training run writes into its own folder (:mod:`xwq.runners.run_folder`), locked while it
+trains. Resuming loads a checkpoint into the agents (networks, targets, optimiser, counters, RNG
+states, and the replay buffer when ``save_buffer``), cuts the logs back to the rows they had at
+the checkpoint, and continues in the same folder. On CPU a resumed run produces the same losses,
+returns and parameters as one never interrupted: training always stops at the first collection
+round that reaches the target env step (wherever it was resumed), and the training log is
+flushed at every checkpoint, in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from xwq.agents.base import MARLAgents
+from xwq.common.process import setup_process
+from xwq.environment import VecEnv, make_envs
+from xwq.errors import CheckpointError, MissingFileError
+from xwq.learners import NonFiniteLossError
+from xwq.registry import REGISTRY_AGENT
+from xwq.runners.checkpoints import (
+    check_resumable,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from xwq.runners.plots import plot_learning_curve
+from xwq.runners.results import METRICS_STREAM, machine_info, package_versions, write_json
+from xwq.runners.run_folder import (
+    SUMMARY_FILE,
+    FolderLock,
+    count_log_rows,
+    open_run,
+    run_subdir,
+    timestamp,
+    truncate_logs,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _RunState:
+    """What the experiment itself must carry across a checkpoint."""
+
+    kind: str  # "run" or "benchmark"
+    run_dir: Path
+    curve: list[list[float]] = field(default_factory=list)  # [env_step, mean, std] per eval
+    best: float | None = None
+    best_step: int | None = None
+    elapsed: float = 0.0  # wall seconds of earlier sessions of this run
+    train_seconds: float = 0.0
+    resumed_from: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    last_checkpoint: Path | None = None
+
+    def wall(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    def to_dict(self) -> dict:
+        return {"curve": self.curve, "best": self.best, "best_step": self.best_step,
+                "elapsed": self.wall(), "train_seconds": self.train_seconds,
+                "resumed_from": list(self.resumed_from)}
+
+    @classmethod
+    def from_dict(cls, kind: str, run_dir: Path, saved: dict) -> _RunState:
+        return cls(kind, run_dir, curve=[list(point) for point in saved["curve"]],
+                   best=saved["best"], best_step=saved["best_step"], elapsed=saved["elapsed"],
+                   train_seconds=saved["train_seconds"],
+                   resumed_from=list(saved["resumed_from"]))
+
+
+class Experiment:
+    """One seed of a resolved config: envs, agents and (once started) a run folder.
+
+    Attributes:
+        config: the resolved config; envs: the training env; agents: the agents;
+        run_dir: the folder of the run once started (None before); gif_path: the GIF written
+        by :meth:`test` with ``render: true``.
+    """
+
+    def __init__(self, config: Any, envs: VecEnv, agents: MARLAgents) -> None:
+        self.config = config
+        self.envs = envs
+        self.agents = agents
+        self._test_envs: VecEnv | None = None
+        self.run_dir: Path | None = None
+        self.gif_path: Path | None = None
+        self._last_checkpoint_steps = 0
+
+    @classmethod
+    def build(cls, config: Any) -> Experiment:
+        """Set up the process (threads, seeds, device), then build the envs and the agents."""
+        setup_process(config)
+        envs = make_envs(config)
+        try:
+            agents = REGISTRY_AGENT[config.agent](config, envs)
+        except BaseException:
+            envs.close()
+            raise
+        return cls(config, envs, agents)
+
+    @property
+    def test_envs(self) -> VecEnv:
+        if self._test_envs is None:
+            self._test_envs = make_envs(self.config, test=True)
+        return self._test_envs
+
+    def close(self) -> None:
+        """Close the agents' logger and every env."""
+        self.agents.finish()
+        if self._test_envs is not None:
+            self._test_envs.close()
+            self._test_envs = None
+
+    # --- train -------------------------------------------------------------------------------
+    def train(self, resume: str | os.PathLike | None = None) -> Path:
+        """Train for ``running_steps`` env steps in a run folder under ``log_dir``, save the
+        final model under ``model_dir`` and return its path (see :func:`open_run` for
+        ``resume``)."""
+        config = self.config
+        with self._open("run", config.log_dir, resume) as state:
+            if isinstance(state, dict):  # already finished
+                return Path(state["final_model"])
+            model_path = (run_subdir(config.model_dir, config) / state.run_dir.name
+                          / "final_model.pth")
+            with self._progress() as progress:
+                self._train_until(config.running_steps, state, progress)
+            self.agents.save_model(model_path)
+            self._final_checkpoint(state)
+            write_json({**self._summary_base(state), "final_model": str(model_path)},
+                       state.run_dir / SUMMARY_FILE)
+            logger.info("final model saved to %s", model_path)
+            return model_path
+
+    def _progress(self) -> tqdm | contextlib.nullcontext:
+        config = self.config
+        if not config.progress_bar:  # no tqdm at all (its locks and thread stay out of workers)
+            return contextlib.nullcontext()
+        return tqdm(total=config.running_steps, initial=self.agents.env_steps, unit="step",
+                    dynamic_ncols=True,
+                    desc=f"{config.method} {config.env_name}/{config.env_id} seed {config.seed}")
+
+    def _train_until(self, target: int, state: _RunState, progress: Any = None) -> None:
+        """Collect and learn until the first round that ends at or after env step ``target``,
+        checkpointing on the way. The stop depends only on ``target``, never on where training
+        started, which is what makes a resumed run end where an uninterrupted one does."""
+        agents = self.agents
+        if agents.env_steps >= target:
+            return
+
+        def after_round(agents: MARLAgents) -> None:
+            if self._checkpoint_due():
+                self._checkpoint(state)
+
+        start = time.perf_counter()
+        try:
+            agents.train(callback=after_round, progress=progress, until_env_steps=target)
+        except NonFiniteLossError as error:
+            last = state.last_checkpoint or (list_checkpoints(state.run_dir) or [None])[-1]
+            raise NonFiniteLossError(
+                f"training stopped at env step {agents.env_steps}: {error}. Last good "
+                f"checkpoint: {last or 'none yet'}") from error
+        finally:
+            state.train_seconds += time.perf_counter() - start
+
+    # --- benchmark ---------------------------------------------------------------------------
+    def benchmark(self, resume: str | os.PathLike | None = None) -> dict:
+        """Train with greedy evaluations in a run folder under ``results_dir``; returns the
+        run's summary (also written to ``summary.json``)."""
+        config = self.config
+        with self._open("benchmark", config.results_dir, resume) as state:
+            if isinstance(state, dict):
+                return state
+            if not state.curve:
+                self._evaluate(state)
+            with self._progress() as progress:
+                # the next evaluation follows from the last one, so a resumed run picks up an
+                # evaluation that was due when its checkpoint was written
+                while (last := int(state.curve[-1][0])) < config.running_steps:
+                    target = min(config.running_steps,
+                                 (last // config.eval_interval + 1) * config.eval_interval)
+                    self._train_until(target, state, progress)
+                    self._evaluate(state)
+            return self._finish_benchmark(state)
+
+    def _evaluate(self, state: _RunState) -> None:
+        config, agents = self.config, self.agents
+        returns = agents.test(self.test_envs, config.test_episode)
+        mean, std = float(np.mean(returns)), float(np.std(returns))
+        state.curve.append([agents.env_steps, mean, std])
+        agents.run_logger.log(agents.env_steps, {
+            "test_return_mean": mean, "test_return_std": std,
+            "test_return_min": float(np.min(returns)),
+            "test_return_max": float(np.max(returns)), "wall_time": state.wall()},
+            stream=METRICS_STREAM)
+        if state.best is None or mean > state.best:
+            state.best, state.best_step = mean, agents.env_steps
+            agents.save_model(state.run_dir / "best_model.pth")
+        logger.info("seed %d, env step %d: greedy test return %.3f ± %.3f (best %.3f)",
+                    config.seed, agents.env_steps, mean, std, state.best)
+
+    def _finish_benchmark(self, state: _RunState) -> dict:
+        config, agents, run_dir = self.config, self.agents, state.run_dir
+        agents.save_model(run_dir / "final_model.pth")
+        self._final_checkpoint(state)
+        agents.flush_log()
+        agents.run_logger.flush()
+        plot_learning_curve(run_dir, title=f"{config.method} on {config.env_name}/"
+                                           f"{config.env_id}, seed {config.seed}")
+        final = state.curve[-1]
+        summary = {
+            **self._summary_base(state),
+            "final_test_return": final[1], "final_test_return_std": final[2],
+            "best_test_return": state.best, "best_env_step": state.best_step,
+            "evaluations": len(state.curve), "test_episode": config.test_episode,
+            "final_model": str(run_dir / "final_model.pth"),
+            "best_model": str(run_dir / "best_model.pth"),
+        }
+        write_json(summary, run_dir / SUMMARY_FILE)
+        logger.info("benchmark finished: final greedy return %.3f, best %.3f; results in %s",
+                    summary["final_test_return"], summary["best_test_return"], run_dir)
+        return summary
+
+    def _summary_base(self, state: _RunState) -> dict:
+        config, agents = self.config, self.agents
+        wall = state.wall()
+        return {
+            "method": config.method, "env": config.env_name, "env_id": config.env_id,
+            "seed": config.seed, "env_steps": agents.env_steps, "episodes": agents.episodes,
+            "updates": agents.learner.updates, "wall_time": wall,
+            "train_time": state.train_seconds,
+            "env_steps_per_second": agents.env_steps / wall if wall > 0 else math.nan,
+            "train_env_steps_per_second": (agents.env_steps / state.train_seconds
+                                           if state.train_seconds > 0 else math.nan),
+            "run_dir": str(state.run_dir), "resumed_from": state.resumed_from,
+            "finished_at": datetime.now().isoformat(timespec="seconds"),
+            "versions": package_versions(), "machine": machine_info(agents.device),
+        }
+
+    # --- the run folder and checkpoints -------------------------------------------------------
+    @contextlib.contextmanager
+    def _open(self, kind: str, root: str, resume: str | os.PathLike | None):
+        """Start or resume a run folder, locked while the body runs; yields the run state, or
+        the summary of the matching run when ``resume="auto"`` finds it already finished. The
+        experiment is closed afterwards, whatever happened."""
+        try:
+            opened = open_run(root, self.config, resume)
+            if opened.finished is not None:
+                yield opened.finished
+                return
+            lock = FolderLock(opened.run_dir)
+            lock.acquire()
+            try:
+                if opened.checkpoint is None:
+                    state = _RunState(kind, opened.run_dir)
+                else:
+                    state = self._load_checkpoint(kind, opened.checkpoint)
+                self.config.dump(state.run_dir / "config.yaml")
+                self.agents.log_dir = state.run_dir
+                self.run_dir = state.run_dir
+                self._last_checkpoint_steps = self.agents.env_steps
+                yield state
+            finally:
+                self.agents.finish()  # flush and close the logs before the lock goes
+                lock.release()
+        finally:
+            self.close()
+
+    def _checkpoint_due(self) -> bool:
+        interval = self.config.save_interval
+        return interval > 0 and (self.agents.env_steps // interval
+                                 > self._last_checkpoint_steps // interval)
+
+    def _checkpoint(self, state: _RunState) -> Path:
+        agents, config = self.agents, self.config
+        agents.flush_log()  # so the rows after a resume are the rows of an unbroken run
+        payload = {
+            "kind": state.kind,
+            "agents": agents.state_dict(include_buffer=config.save_buffer),
+            # run_dir is informational: a resume takes the folder the checkpoint lies in
+            "runner": {**state.to_dict(), "log_rows": count_log_rows(state.run_dir),
+                       "run_dir": str(state.run_dir)},
+            "versions": package_versions(),
+        }
+        path = save_checkpoint(payload, state.run_dir, agents.env_steps,
+                               config.keep_checkpoints)
+        state.last_checkpoint = path
+        self._last_checkpoint_steps = agents.env_steps
+        logger.debug("checkpoint %s", path)
+        return path
+
+    def _final_checkpoint(self, state: _RunState) -> None:
+        """A checkpoint at the end, so a finished run can be extended (resume with a larger
+        running_steps)."""
+        if self.config.save_interval <= 0:
+            return
+        if state.kind == "run" and self._last_checkpoint_steps == self.agents.env_steps:
+            return  # the periodic checkpoint of this very step already holds everything
+        self._checkpoint(state)
+
+    def _load_checkpoint(self, kind: str, path: Path) -> _RunState:
+        # on the CPU: RNG states must be CPU tensors and the buffer goes back to numpy;
+        # load_state_dict copies networks and optimiser state onto the agents' device
+        payload = load_checkpoint(path, "cpu")
+        if payload["kind"] != kind:
+            raise CheckpointError(f"{path} was written by {payload['kind']}(); resume it with "
+                                  f"runner.{payload['kind']}(resume=...)")
+        check_resumable(payload["agents"]["config"], self.config, path)
+        if "buffer" not in payload["agents"]:
+            logger.warning("%s holds no replay buffer (save_buffer: false): training continues "
+                           "from an empty buffer, so it will not match an uninterrupted run",
+                           path)
+        run_dir = path.parent.parent
+        truncate_logs(run_dir, payload["runner"]["log_rows"])
+        self.agents.load_state_dict(payload["agents"])
+        state = _RunState.from_dict(kind, run_dir, payload["runner"])
+        state.resumed_from.append(str(path))
+        state.last_checkpoint = path
+        logger.info("resuming %s at %d env steps from %s", run_dir, self.agents.env_steps, path)
+        return state
+
+    # --- test --------------------------------------------------------------------------------
+    def find_model(self) -> Path:
+        """The model :meth:`test` loads: ``model_path``, else the newest final model of this
+        method, env, env_id and seed, from ``run()`` (model_dir) or ``benchmark()``
+        (results_dir)."""
+        config = self.config
+        if config.model_path:
+            return Path(config.model_path)
+        folders = [run_subdir(config.model_dir, config), run_subdir(config.results_dir, config)]
+        candidates = [path for folder in folders
+                      for path in folder.glob(f"seed_{config.seed}_*/final_model.pth")]
+        if not candidates:
+            raise MissingFileError(
+                f"no trained model for seed {config.seed} under {folders[0]} or {folders[1]}; "
+                "train first (runner.run() with is_test=False) or set config key 'model_path'")
+        return max(candidates, key=lambda path: path.parent.name.split("_", 2)[-1])
+
+    def test(self) -> float:
+        """Load the trained model, play ``test_episode`` greedy episodes, return the mean; with
+        ``render: true`` also save a GIF of the first episode (path in ``self.gif_path``)."""
+        config = self.config
+        try:
+            path = self.find_model()
+            self.agents.load_model(path)
+            frames: list | None = [] if config.render else None
+            returns = self.agents.test(self.test_envs, config.test_episode, frames=frames)
+            mean = float(np.mean(returns))
+            logger.info("test: mean return %.3f over %d greedy episodes (model %s)", mean,
+                        len(returns), path)
+            if frames is not None:
+                self.gif_path = self._save_gif(frames, path)
+        finally:
+            self.close()
+        return mean
+
+    def _save_gif(self, frames: list, model_path: Path) -> Path | None:
+        if not frames or any(frame is None for frame in frames):
+            logger.warning("env %s/%s cannot draw frames (render() gave None); no GIF saved. "
+                           "Native MPE, predator-prey and PettingZoo envs built with "
+                           "render_mode='rgb_array' can.", self.config.env_name,
+                           self.config.env_id)
+            return None
+        import imageio.v3 as iio
+
+        path = model_path.parent / "gifs" / (
+            f"{model_path.stem}_seed{self.config.seed}_{timestamp()}.gif")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, np.stack(frames), duration=1000 / self.config.render_fps, loop=0)
+        logger.info("GIF of a greedy episode (%d frames) saved to %s", len(frames), path)
+        return path
+
