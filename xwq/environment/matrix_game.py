@@ -98,8 +98,8 @@ class MatrixGameVecEnv(NativeVecEnv):
         self.num_envs = int(num_envs)
         n_actions = self.payoff.shape[0]
         self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1)
-        # The game draws nothing at random; the generators exist so that checkpoints and the
-        # seeding contract look the same as for every other env.
+        # The game draws nothing at random; the generators exist so that the seeding contract
+        # (NativeVecEnv.rngs) looks the same as for every other env.
         self.rngs = [np.random.default_rng() for _ in range(self.num_envs)]
 
     def _first(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

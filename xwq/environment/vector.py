@@ -67,13 +67,6 @@ class VecEnv:
         """An RGB frame ``[H, W, 3]`` uint8 of env ``index``, or None if it cannot draw."""
         return None
 
-    def get_rng_state(self) -> list:
-        """Picklable random state of every env, for checkpoints."""
-        raise NotImplementedError(f"{type(self).__name__} cannot save its random state")
-
-    def set_rng_state(self, states: list) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot restore its random state")
-
     def close(self) -> None:
         pass
 
@@ -106,12 +99,3 @@ class NativeVecEnv(VecEnv):
 
     #: one numpy Generator per env (env k seeded with seed + k), set by the subclass
     rngs: list[np.random.Generator]
-
-    def get_rng_state(self) -> list:
-        return [rng.bit_generator.state for rng in self.rngs]
-
-    def set_rng_state(self, states: list) -> None:
-        if len(states) != self.num_envs:
-            raise ValueError(f"set_rng_state got {len(states)} states for {self.num_envs} envs")
-        for rng, state in zip(self.rngs, states):
-            rng.bit_generator.state = state
