@@ -3,13 +3,13 @@
 from xwq.environment.arrays import ArrayEnv, EnvMismatchError, as_multi_agent_env
 from xwq.environment.base import MultiAgentEnv
 from xwq.environment.check import check_env
+from xwq.environment.interfaces import NativeVecEnv, StepResult, VecEnv
 from xwq.environment.make import make_envs, register_env
 from xwq.environment.mpe import make_mpe
 from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: F401  (REGISTRY_NATIVE_ENV['mpe'])
 from xwq.environment.pettingzoo_env import PettingZooEnv
 from xwq.environment.spec import EnvSpec
 from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
-from xwq.environment.vector import NativeVecEnv, StepResult, VecEnv
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 REGISTRY_ENV["mpe"] = make_mpe

@@ -1,7 +1,7 @@
 """The dict-API multi-agent environment that users subclass (like XuanCe's RawMultiAgentEnv).
 
 Dicts keyed by agent name exist only here, at the environment boundary; everything past the
-adapters is batched arrays (see :mod:`xwq.environment.vector`).
+adapters is batched arrays (see :mod:`xwq.environment.interfaces`).
 """
 
 from __future__ import annotations

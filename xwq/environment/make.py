@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from xwq.environment.arrays import ArrayEnv, as_multi_agent_env
+from xwq.environment.interfaces import VecEnv
 from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
-from xwq.environment.vector import VecEnv
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 

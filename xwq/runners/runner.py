@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from xwq.agents.base import MARLAgents
 from xwq.common.config import Config, get_configs
+from xwq.environment.interfaces import VecEnv
 from xwq.environment.make import make_envs
-from xwq.environment.vector import VecEnv
 from xwq.learners import NonFiniteLossError
 from xwq.registry import REGISTRY_AGENT
 from xwq.runners.checkpoints import (
