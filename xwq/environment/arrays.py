@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.base import MultiAgentEnv
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec, MultiAgentEnv
 from xwq.errors import EnvMismatchError
 
 

@@ -62,8 +62,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.interfaces import NativeVecEnv, StepResult
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("punishment",)

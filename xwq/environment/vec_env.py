@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from xwq.environment.arrays import ArrayEnv
-from xwq.environment.interfaces import StepResult, VecEnv
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv
 
 EnvFactory = Callable[[], ArrayEnv]
 
