@@ -1,13 +1,13 @@
 """Environments: the dict-API base class, adapters, vectorisation and the registered envs."""
 
-from xwq.environment.arrays import ArrayEnv, EnvMismatchError, as_multi_agent_env
+from xwq.environment.adapters import ArrayEnv, PettingZooEnv, as_multi_agent_env
 from xwq.environment.check import check_env
 from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, NativeVecEnv, StepResult, VecEnv
 from xwq.environment.make import make_envs, register_env
 from xwq.environment.mpe import make_mpe
 from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: F401  (REGISTRY_NATIVE_ENV['mpe'])
-from xwq.environment.pettingzoo_env import PettingZooEnv
 from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
+from xwq.errors import EnvMismatchError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 REGISTRY_ENV["mpe"] = make_mpe

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.arrays import ArrayEnv, EnvMismatchError, as_multi_agent_env
+from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
+from xwq.errors import EnvMismatchError
 
 
 def _check_spaces(env: Any, problems: list[str]) -> None:

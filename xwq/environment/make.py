@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from xwq.environment.arrays import ArrayEnv, as_multi_agent_env
+from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
 from xwq.environment.interfaces import VecEnv
 from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV

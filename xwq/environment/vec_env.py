@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from xwq.environment.arrays import ArrayEnv
+from xwq.environment.adapters.array_env import ArrayEnv
 from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv
 
 EnvFactory = Callable[[], ArrayEnv]
