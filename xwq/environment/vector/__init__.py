@@ -1,0 +1,1 @@
+"""Vectorisation of dict-API envs: K ArrayEnv as one VecEnv."""
