@@ -6,7 +6,7 @@ from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, NativeVecEnv, Ste
 from xwq.environment.make import make_envs, register_env
 from xwq.environment.mpe import make_mpe
 from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: F401  (REGISTRY_NATIVE_ENV['mpe'])
-from xwq.environment.vector.serial import SerialVecEnv, SubprocVecEnv
+from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
 from xwq.errors import EnvMismatchError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 

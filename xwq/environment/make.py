@@ -8,7 +8,7 @@ from typing import Any
 
 from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
 from xwq.environment.interfaces import VecEnv
-from xwq.environment.vector.serial import SerialVecEnv, SubprocVecEnv
+from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 
