@@ -10,7 +10,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 import xwq
-from xwq.environment.matrix_game import (
+from xwq.environment.envs.matrix_game import (
     NONMONOTONIC_PAYOFF,
     MatrixGameParallelEnv,
     MatrixGameVecEnv,

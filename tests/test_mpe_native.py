@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 import xwq  # noqa: E402
-from xwq.environment.mpe import make_mpe  # noqa: E402
-from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: E402
+from xwq.environment.envs.mpe import make_mpe  # noqa: E402
+from xwq.environment.envs.mpe_native import SimpleSpreadVecEnv  # noqa: E402
 
 TOL = 1e-5
 

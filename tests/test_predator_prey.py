@@ -8,7 +8,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 import xwq
-from xwq.environment.predator_prey import (
+from xwq.environment.envs.predator_prey import (
     CATCH,
     DOWN,
     LEFT,

@@ -54,7 +54,7 @@ def _catalogue() -> str:
     """The methods and environments available, for ``--help``."""
     from xwq import REGISTRY_ENV, REGISTRY_NATIVE_ENV
     from xwq.common.config import available_methods
-    from xwq.environment.mpe import MPE_SCENARIOS
+    from xwq.environment.envs.mpe import MPE_SCENARIOS
 
     lines = ["methods: " + ", ".join(available_methods()), "envs (env: env ids):"]
     for name in sorted(set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV)):

@@ -62,6 +62,7 @@ def payoff_matrix(payoff: Sequence[Sequence[float]] | np.ndarray | None) -> np.n
     return matrix
 
 
+@REGISTRY_NATIVE_ENV.register("matrix_game")
 class MatrixGameVecEnv(NativeVecEnv):
     """K one-step matrix games stepped together.
 
@@ -195,6 +196,7 @@ class MatrixGameParallelEnv(ParallelEnv):
         pass
 
 
+@REGISTRY_ENV.register("matrix_game")
 def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixGameParallelEnv:
     """``REGISTRY_ENV["matrix_game"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
@@ -204,6 +206,3 @@ def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixG
         raise TypeError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
                         "the only keyword is 'payoff'") from None
 
-
-REGISTRY_ENV["matrix_game"] = make_matrix_game
-REGISTRY_NATIVE_ENV["matrix_game"] = MatrixGameVecEnv

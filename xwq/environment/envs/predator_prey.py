@@ -82,6 +82,7 @@ def _check_env_id(env_id: str) -> None:
                    hint="(set the punishment with env_kwargs: {punishment: -0.5})")
 
 
+@REGISTRY_NATIVE_ENV.register("predator_prey")
 class PredatorPreyVecEnv(NativeVecEnv):
     """K predator-prey games as numpy arrays (rules in the module docstring).
 
@@ -504,11 +505,9 @@ class PredatorPreyParallelEnv(ParallelEnv):
         pass
 
 
+@REGISTRY_ENV.register("predator_prey")
 def make_predator_prey(env_id: str = "punishment", **env_kwargs: Any) -> PredatorPreyParallelEnv:
     """``REGISTRY_ENV["predator_prey"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
     return PredatorPreyParallelEnv(**env_kwargs)
 
-
-REGISTRY_ENV["predator_prey"] = make_predator_prey
-REGISTRY_NATIVE_ENV["predator_prey"] = PredatorPreyVecEnv
