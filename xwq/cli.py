@@ -245,7 +245,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from xwq.common.config import ConfigError
-    from xwq.environment import EnvMismatchError
+    from xwq.errors import EnvMismatchError
     from xwq.registry import UnknownNameError
 
     return (ConfigError, UnknownNameError, EnvMismatchError, UsageError, KeyError,
