@@ -1,12 +1,14 @@
 """One dict-API env seen as arrays: padding, masks, team reward and the time limit.
 
-:class:`ArrayEnv` is the only place where agent-keyed dicts become arrays; the vectorisers
-(:mod:`xwq.environment.vector`) stack K of them. :func:`as_multi_agent_env` first turns whatever
-an env factory returned (a :class:`MultiAgentEnv` or a PettingZoo ``ParallelEnv``) into a
-:class:`MultiAgentEnv`. Heterogeneous agents
-are padded to the largest observation (zeros) and the largest action set (extra actions masked
-unavailable). An agent that has left the episode sees zeros and may only take action 0, which is
-never sent to the env.
+:func:`as_multi_agent_env` turns what an env factory returned (a :class:`MultiAgentEnv` or a
+PettingZoo ``ParallelEnv``) into a :class:`MultiAgentEnv`; :class:`ArrayEnv` is the only place
+where its agent-keyed dicts become arrays (obs ``[n_agents, obs_dim]``, state ``[state_dim]``,
+avail ``[n_agents, n_actions]``), and the vectorisers (:mod:`xwq.environment.vector`) stack K
+of them.
+
+Heterogeneous agents are padded to the largest observation (zeros) and the largest action set
+(extra actions masked unavailable). An agent that has left the episode sees zeros and may only
+take action 0, which is never sent to the env.
 """
 
 from __future__ import annotations
