@@ -2,7 +2,8 @@
 
 Three ways to step K envs with uniformly random discrete actions (autoreset included):
 
-- ``native``: :class:`xwq.environment.SimpleSpreadVecEnv`, all K worlds in array operations;
+- ``native``: :class:`xwq.environment.envs.mpe_native.SimpleSpreadVecEnv`, all K worlds in array
+  operations;
 - ``serial (xwq)``: xwq's :class:`SerialVecEnv` over K ``ArrayEnv(mpe2 parallel_env)``, i.e.
   what ``make_envs`` builds with ``vectorize: serial``;
 - ``mpe2 direct``: K ``mpe2.simple_spread_v3.parallel_env`` stepped in a Python loop with
@@ -33,8 +34,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import numpy as np  # noqa: E402
 
 from xwq.environment import ArrayEnv, SerialVecEnv, as_multi_agent_env  # noqa: E402
-from xwq.environment.mpe import make_mpe  # noqa: E402
-from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: E402
+from xwq.environment.envs.mpe import make_mpe  # noqa: E402
+from xwq.environment.envs.mpe_native import SimpleSpreadVecEnv  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "native_mpe_speed.json"
 ENV_KWARGS = {"N": 3, "local_ratio": 0.5, "max_cycles": 25}

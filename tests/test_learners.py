@@ -8,7 +8,7 @@ import torch
 
 import xwq
 from xwq.agents.buffer import BufferTooLargeError, EpisodeBuffer
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec
 from xwq.learners import NonFiniteLossError, QMIXLearner, WQMIXLearner, cw_weights, ow_weights
 from xwq.policies import MixingQNetwork, WeightedMixingQNetwork
 

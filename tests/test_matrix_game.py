@@ -10,7 +10,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 import xwq
-from xwq.environment.matrix_game import (
+from xwq.environment.envs.matrix_game import (
     NONMONOTONIC_PAYOFF,
     MatrixGameParallelEnv,
     MatrixGameVecEnv,
@@ -80,23 +80,6 @@ def test_bad_actions_and_env_ids_are_errors():
         MatrixGameVecEnv("nonmonotonik", 1)
     with pytest.raises(UnknownNameError, match="nonmonotonic"):
         make_matrix_game("climbing")
-
-
-def test_rng_state_is_one_state_per_env():
-    env = MatrixGameVecEnv("nonmonotonic", 3)
-    env.reset(seed=5)
-    states = env.get_rng_state()
-    assert len(states) == 3
-    same = MatrixGameVecEnv("nonmonotonic", 3)
-    same.reset(seed=5)
-    assert same.get_rng_state() == states  # env k seeded with 5 + k
-    assert states[0] != states[1]
-    other = MatrixGameVecEnv("nonmonotonic", 3)
-    other.reset(seed=9)
-    other.set_rng_state(states)
-    assert other.get_rng_state() == states
-    with pytest.raises(ValueError, match="3 envs"):
-        other.set_rng_state(states[:2])
 
 
 def test_parallel_env_passes_the_pettingzoo_api_test():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import xwq
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec
 from xwq.policies import (
     EpsilonSchedule,
     FeedForwardMixer,

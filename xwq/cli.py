@@ -54,7 +54,7 @@ def _catalogue() -> str:
     """The methods and environments available, for ``--help``."""
     from xwq import REGISTRY_ENV, REGISTRY_NATIVE_ENV
     from xwq.common.config import available_methods
-    from xwq.environment.mpe import MPE_SCENARIOS
+    from xwq.environment.envs.mpe import MPE_SCENARIOS
 
     lines = ["methods: " + ", ".join(available_methods()), "envs (env: env ids):"]
     for name in sorted(set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV)):
@@ -245,7 +245,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from xwq.common.config import ConfigError
-    from xwq.environment import EnvMismatchError
+    from xwq.errors import EnvMismatchError
     from xwq.registry import UnknownNameError
 
     return (ConfigError, UnknownNameError, EnvMismatchError, UsageError, KeyError,

@@ -25,7 +25,7 @@ from xwq.common.checkpoint import atomic_save, safe_load
 from xwq.common.process import resolve_device
 from xwq.common.run_logger import RunLogger
 from xwq.common.seeding import get_rng_states, set_rng_states
-from xwq.environment.vector import VecEnv
+from xwq.environment.interfaces import VecEnv
 from xwq.errors import ConfigError
 from xwq.policies.exploration import EpsilonSchedule, epsilon_greedy
 from xwq.registry import REGISTRY_LEARNER, REGISTRY_POLICY

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import torch
 
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec
 
 logger = logging.getLogger(__name__)
 

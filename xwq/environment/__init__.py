@@ -1,22 +1,31 @@
-"""Environments: the dict-API base class, adapters, vectorisation and the registered envs."""
+"""Environments: the public names, from modules laid out by role.
 
-from xwq.environment.arrays import ArrayEnv, EnvMismatchError, as_multi_agent_env
-from xwq.environment.base import MultiAgentEnv
+- :mod:`.interfaces`: the dict API users implement (:class:`MultiAgentEnv`) and the array API
+  the agents consume (:class:`EnvSpec`, :class:`VecEnv`, :class:`StepResult`,
+  :class:`NativeVecEnv`), with the shape contract;
+- :mod:`.adapters`: a PettingZoo ``ParallelEnv`` as a :class:`MultiAgentEnv`, and one
+  :class:`MultiAgentEnv` as arrays (:class:`ArrayEnv`);
+- :mod:`.vector`: K :class:`ArrayEnv` as one :class:`VecEnv`, serially or in subprocesses;
+- :mod:`.envs`: the concrete envs, each registering itself in ``REGISTRY_ENV`` /
+  ``REGISTRY_NATIVE_ENV`` when imported (this package imports them);
+- :mod:`.make`: :func:`make_envs` (the :class:`VecEnv` a config describes), :func:`register_env`;
+- :mod:`.check`: :func:`check_env`.
+
+Imports point one way: interfaces <- adapters <- vector <- make; envs import only interfaces
+and the registry.
+"""
+
+from xwq.environment import envs  # noqa: F401  (registers the concrete envs)
+from xwq.environment.adapters import ArrayEnv, PettingZooEnv, as_multi_agent_env
 from xwq.environment.check import check_env
+from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, NativeVecEnv, StepResult, VecEnv
 from xwq.environment.make import make_envs, register_env
-from xwq.environment.mpe import make_mpe
-from xwq.environment.mpe_native import SimpleSpreadVecEnv  # noqa: F401  (REGISTRY_NATIVE_ENV['mpe'])
-from xwq.environment.pettingzoo_env import PettingZooEnv
-from xwq.environment.spec import EnvSpec
-from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
-from xwq.environment.vector import NativeVecEnv, StepResult, VecEnv
+from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
+from xwq.errors import EnvMismatchError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
-
-REGISTRY_ENV["mpe"] = make_mpe
 
 __all__ = [
     "REGISTRY_ENV", "REGISTRY_NATIVE_ENV", "ArrayEnv", "EnvMismatchError", "EnvSpec",
     "MultiAgentEnv", "NativeVecEnv", "PettingZooEnv", "SerialVecEnv", "StepResult",
     "SubprocVecEnv", "VecEnv", "as_multi_agent_env", "check_env", "make_envs", "register_env",
 ]
-from xwq.environment import matrix_game, predator_prey  # noqa: E402,F401  (registers the envs)

@@ -1,4 +1,10 @@
-"""``check_env``: step a user's environment and explain every mismatch it finds."""
+"""``check_env``: step a user's environment and explain every mismatch it finds.
+
+It takes a dict-API env (a :class:`MultiAgentEnv` or a PettingZoo ``ParallelEnv``), checks its
+spaces against what ``reset``/``step``/``state``/``avail_actions`` return, and raises one
+:class:`EnvMismatchError` listing every problem; on success it returns the env's
+:class:`EnvSpec` as a dict.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.arrays import ArrayEnv, EnvMismatchError, as_multi_agent_env
+from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
+from xwq.errors import EnvMismatchError
 
 
 def _check_spaces(env: Any, problems: list[str]) -> None:

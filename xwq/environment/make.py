@@ -1,4 +1,10 @@
-"""Building vectorised environments from a config: ``make_envs`` and ``register_env``."""
+"""Building vectorised environments from a config: ``make_envs`` and ``register_env``.
+
+``make_envs(config)`` returns a :class:`VecEnv` (shape contract in
+:mod:`xwq.environment.interfaces`): the native env of ``REGISTRY_NATIVE_ENV`` when there is one
+and ``vectorize`` allows it, else K :class:`ArrayEnv` of ``REGISTRY_ENV[env_name]`` stepped
+serially or in subprocesses (:mod:`xwq.environment.vector`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from xwq.environment.arrays import ArrayEnv, as_multi_agent_env
-from xwq.environment.vec_env import SerialVecEnv, SubprocVecEnv
-from xwq.environment.vector import VecEnv
+from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
+from xwq.environment.interfaces import VecEnv
+from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 

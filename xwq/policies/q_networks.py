@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xwq.environment.spec import EnvSpec
+from xwq.environment.interfaces import EnvSpec
 from xwq.policies.exploration import masked_argmax
 from xwq.policies.mixers import MIXERS, FeedForwardMixer
 from xwq.registry import REGISTRY_POLICY, REGISTRY_REPRESENTATION

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.base import MultiAgentEnv
+from xwq.environment.interfaces import MultiAgentEnv
 
 
 class PettingZooEnv(MultiAgentEnv):

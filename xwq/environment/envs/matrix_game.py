@@ -31,8 +31,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.spec import EnvSpec
-from xwq.environment.vector import NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("nonmonotonic",)
@@ -63,6 +62,7 @@ def payoff_matrix(payoff: Sequence[Sequence[float]] | np.ndarray | None) -> np.n
     return matrix
 
 
+@REGISTRY_NATIVE_ENV.register("matrix_game")
 class MatrixGameVecEnv(NativeVecEnv):
     """K one-step matrix games stepped together.
 
@@ -98,8 +98,8 @@ class MatrixGameVecEnv(NativeVecEnv):
         self.num_envs = int(num_envs)
         n_actions = self.payoff.shape[0]
         self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1)
-        # The game draws nothing at random; the generators exist so that checkpoints and the
-        # seeding contract look the same as for every other env.
+        # The game draws nothing at random; the generators exist so that the seeding contract
+        # (NativeVecEnv.rngs) looks the same as for every other env.
         self.rngs = [np.random.default_rng() for _ in range(self.num_envs)]
 
     def _first(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,6 +196,7 @@ class MatrixGameParallelEnv(ParallelEnv):
         pass
 
 
+@REGISTRY_ENV.register("matrix_game")
 def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixGameParallelEnv:
     """``REGISTRY_ENV["matrix_game"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
@@ -205,6 +206,3 @@ def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixG
         raise TypeError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
                         "the only keyword is 'payoff'") from None
 
-
-REGISTRY_ENV["matrix_game"] = make_matrix_game
-REGISTRY_NATIVE_ENV["matrix_game"] = MatrixGameVecEnv

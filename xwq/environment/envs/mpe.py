@@ -1,4 +1,10 @@
-"""The Multi-Agent Particle Environments from the ``mpe2`` package, as env ``"mpe"``."""
+"""The Multi-Agent Particle Environments from the ``mpe2`` package, as env ``"mpe"``.
+
+:func:`make_mpe` (``REGISTRY_ENV["mpe"]``) returns an mpe2 PettingZoo ``ParallelEnv`` with
+discrete actions, which the PettingZoo adapter turns into a :class:`MultiAgentEnv`. The native
+numpy version of ``simple_spread_v3`` (``REGISTRY_NATIVE_ENV["mpe"]``) is in
+:mod:`xwq.environment.envs.mpe_native`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import importlib
 import os
 from typing import Any
 
-from xwq.registry import require_choice
+from xwq.registry import REGISTRY_ENV, require_choice
 
 MPE_SCENARIOS = ("simple_spread_v3", "simple_reference_v3", "simple_speaker_listener_v4")
 
@@ -24,6 +30,7 @@ def import_mpe2_scenario(env_id: str) -> Any:
     return importlib.import_module(f"mpe2.{env_id}")
 
 
+@REGISTRY_ENV.register("mpe")
 def make_mpe(env_id: str, **env_kwargs: Any) -> Any:
     """A PettingZoo ParallelEnv of an mpe2 scenario, with ``continuous_actions=False``."""
     require_choice("env_id", env_id, MPE_SCENARIOS, where=" for env 'mpe'")

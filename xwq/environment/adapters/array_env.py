@@ -1,9 +1,14 @@
 """One dict-API env seen as arrays: padding, masks, team reward and the time limit.
 
-:class:`ArrayEnv` is the only place where agent-keyed dicts become arrays. Heterogeneous agents
-are padded to the largest observation (zeros) and the largest action set (extra actions masked
-unavailable). An agent that has left the episode sees zeros and may only take action 0, which is
-never sent to the env.
+:func:`as_multi_agent_env` turns what an env factory returned (a :class:`MultiAgentEnv` or a
+PettingZoo ``ParallelEnv``) into a :class:`MultiAgentEnv`; :class:`ArrayEnv` is the only place
+where its agent-keyed dicts become arrays (obs ``[n_agents, obs_dim]``, state ``[state_dim]``,
+avail ``[n_agents, n_actions]``), and the vectorisers (:mod:`xwq.environment.vector`) stack K
+of them.
+
+Heterogeneous agents are padded to the largest observation (zeros) and the largest action set
+(extra actions masked unavailable). An agent that has left the episode sees zeros and may only
+take action 0, which is never sent to the env.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.base import MultiAgentEnv
-from xwq.environment.spec import EnvSpec
+from xwq.environment.adapters.pettingzoo import PettingZooEnv
+from xwq.environment.interfaces import EnvSpec, MultiAgentEnv
 from xwq.errors import EnvMismatchError
 
 
@@ -25,8 +30,6 @@ def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiA
             env.max_episode_steps = max_episode_steps
         return env
     if hasattr(env, "possible_agents") and hasattr(env, "observation_space"):
-        from xwq.environment.pettingzoo_env import PettingZooEnv
-
         return PettingZooEnv(env, max_episode_steps=max_episode_steps)
     raise TypeError(
         f"an env factory returned {type(env).__name__}; it must return an xwq MultiAgentEnv "

@@ -62,8 +62,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.spec import EnvSpec
-from xwq.environment.vector import NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("punishment",)
@@ -83,6 +82,7 @@ def _check_env_id(env_id: str) -> None:
                    hint="(set the punishment with env_kwargs: {punishment: -0.5})")
 
 
+@REGISTRY_NATIVE_ENV.register("predator_prey")
 class PredatorPreyVecEnv(NativeVecEnv):
     """K predator-prey games as numpy arrays (rules in the module docstring).
 
@@ -505,11 +505,9 @@ class PredatorPreyParallelEnv(ParallelEnv):
         pass
 
 
+@REGISTRY_ENV.register("predator_prey")
 def make_predator_prey(env_id: str = "punishment", **env_kwargs: Any) -> PredatorPreyParallelEnv:
     """``REGISTRY_ENV["predator_prey"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
     return PredatorPreyParallelEnv(**env_kwargs)
 
-
-REGISTRY_ENV["predator_prey"] = make_predator_prey
-REGISTRY_NATIVE_ENV["predator_prey"] = PredatorPreyVecEnv

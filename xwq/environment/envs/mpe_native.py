@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 from gymnasium.utils import seeding
 
-from xwq.environment.spec import EnvSpec
-from xwq.environment.vector import NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
 from xwq.registry import REGISTRY_NATIVE_ENV
 
 # mpe2's World and entity constants (mpe2/_mpe_utils/core.py, simple_spread.py, simple_env.py).

@@ -1,82 +1,25 @@
-"""Serial and subprocess vectorisation of dict-API envs (through :class:`ArrayEnv`).
+"""Subprocess vectorisation of dict-API envs: each of the K :class:`ArrayEnv` in its own worker.
 
-Both give identical data for identical seeds: the subprocess workers run the very same
-:class:`_EnvSlot` code as the serial loop, one slot per env.
+The same shape contract and data as :class:`SerialVecEnv` for the same seeds: every worker runs
+the very :class:`EnvSlot` code of the serial loop, one slot per env. Worth it only for slow envs.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from xwq.environment.arrays import ArrayEnv
-from xwq.environment.spec import EnvSpec
-from xwq.environment.vector import StepResult, VecEnv
-
-EnvFactory = Callable[[], ArrayEnv]
-
-
-class _EnvSlot:
-    """One env with autoreset: returns (next_obs, state, avail, r, term, trunc, final...)."""
-
-    def __init__(self, factory: EnvFactory) -> None:
-        self.env = factory()
-
-    def reset(self, seed: int | None) -> tuple:
-        return self.env.reset(seed=seed)
-
-    def step(self, actions: np.ndarray) -> tuple:
-        obs, state, avail, reward, term, trunc = self.env.step(actions)
-        final = (obs, state, avail)
-        if term or trunc:
-            obs, state, avail = self.env.reset(seed=None)
-        return obs, state, avail, reward, term, trunc, *final
-
-
-def _stack(results: Sequence[tuple]) -> StepResult:
-    columns = list(zip(*results))
-    return StepResult(
-        obs=np.stack(columns[0]), state=np.stack(columns[1]), avail=np.stack(columns[2]),
-        reward=np.asarray(columns[3], dtype=np.float32),
-        terminated=np.asarray(columns[4], dtype=bool),
-        truncated=np.asarray(columns[5], dtype=bool),
-        final_obs=np.stack(columns[6]), final_state=np.stack(columns[7]),
-        final_avail=np.stack(columns[8]), info={},
-    )
-
-
-class SerialVecEnv(VecEnv):
-    """K envs stepped one after another in this process."""
-
-    def __init__(self, factories: Sequence[EnvFactory]) -> None:
-        self.slots = [_EnvSlot(f) for f in factories]
-        self.num_envs = len(self.slots)
-        self.spec: EnvSpec = self.slots[0].env.spec
-
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out = [s.reset(None if seed is None else seed + k) for k, s in enumerate(self.slots)]
-        obs, state, avail = zip(*out)
-        return np.stack(obs), np.stack(state), np.stack(avail)
-
-    def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.asarray(actions)
-        return _stack([slot.step(actions[k]) for k, slot in enumerate(self.slots)])
-
-    def render(self, index: int = 0) -> np.ndarray | None:
-        return self.slots[index].env.render()
-
-    def close(self) -> None:
-        for slot in self.slots:
-            slot.env.close()
+from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv
+from xwq.environment.vector.serial import EnvFactory, EnvSlot, stack_results
 
 
 def _worker(remote, parent_remote, factory: EnvFactory) -> None:
     parent_remote.close()
     try:
-        slot = _EnvSlot(factory)
+        slot = EnvSlot(factory)
         remote.send(("ok", slot.env.spec))
         while True:
             command, data = remote.recv()
@@ -134,7 +77,7 @@ class SubprocVecEnv(VecEnv):
         actions = np.asarray(actions)
         for k, remote in enumerate(self.remotes):
             remote.send(("step", actions[k]))
-        return _stack([self._receive(r) for r in self.remotes])
+        return stack_results([self._receive(r) for r in self.remotes])
 
     def render(self, index: int = 0) -> np.ndarray | None:
         self.remotes[index].send(("render", None))

@@ -1,0 +1,185 @@
+"""The two environment interfaces: the dict API users implement, the array API xwq learns from.
+
+**Dict API**, one episode of one env: :class:`MultiAgentEnv` (like XuanCe's RawMultiAgentEnv),
+whose observations, rewards and flags are dicts keyed by agent name. Users subclass it (or bring
+a PettingZoo ``ParallelEnv``). Dicts keyed by agent name exist only at this boundary; the
+adapters (:mod:`xwq.environment.adapters`) turn them into arrays, and everything past them is
+batched arrays.
+
+**Array API**, K independent episodes stepped together: :class:`VecEnv`, with the sizes in
+:class:`EnvSpec`. Every vectorised env — the serial and subprocess wrappers around dict-API envs
+(:mod:`xwq.environment.vector`), and the native numpy envs (:class:`NativeVecEnv`: matrix game,
+predator-prey, native MPE) — implements it:
+
+``reset(seed=None) -> (obs, state, avail)``
+    obs ``[K, n_agents, obs_dim]`` float32, state ``[K, state_dim]`` float32,
+    avail ``[K, n_agents, n_actions]`` bool.
+``step(actions) -> StepResult``
+    actions ``[K, n_agents]`` int. Envs whose episode ended (terminated or truncated) are reset
+    automatically: ``obs/state/avail`` are then the *first* observation of the next episode, and
+    ``final_obs/final_state/final_avail`` hold the last observation of the episode that ended
+    (for envs that did not end they equal ``obs/state/avail``). The two are never mixed.
+
+Seeding: ``reset(seed=s)`` seeds env k with ``s + k``; later autoresets continue each env's own
+random stream, so the same seed gives the same data whatever the vectorisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+# --- the dict API ---------------------------------------------------------------------------
+class MultiAgentEnv:
+    """A cooperative multi-agent environment with a dict API.
+
+    Subclasses set, in ``__init__``:
+
+    - ``agents``: list of agent names (fixed order);
+    - ``observation_space`` / ``action_space``: dicts agent -> gymnasium space (Box observations
+      of any shape; Discrete actions);
+    - ``state_space``: a Box for the global state (omit it and xwq concatenates observations);
+    - ``max_episode_steps``: the time limit (xwq truncates there if the env does not).
+
+    and implement ``reset``, ``step`` and, optionally, ``state``, ``avail_actions``, ``render``
+    and ``close``. ``step`` returns ``(obs, rewards, terminated, truncated, info)``, each a dict
+    keyed by agent (``info`` may be any dict). Run :func:`xwq.check_env` on an instance to have
+    every one of these checked with a message that says what to fix.
+    """
+
+    agents: list[str]
+    observation_space: dict[str, spaces.Space]
+    action_space: dict[str, spaces.Space]
+    state_space: spaces.Box | None = None
+    max_episode_steps: int | None = None
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agents)
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        raise NotImplementedError
+
+    def state(self) -> np.ndarray:
+        """The global state; by default the agents' flattened observations, concatenated."""
+        raise NotImplementedError
+
+    def avail_actions(self) -> dict[str, np.ndarray]:
+        """Bool mask per agent over its actions; by default every action is available."""
+        return {a: np.ones(self.action_space[a].n, dtype=bool) for a in self.agents}
+
+    def render(self) -> np.ndarray | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+# --- the array API --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnvSpec:
+    """Sizes of the arrays a vectorised env exchanges.
+
+    Attributes:
+        agents: agent names, in the order of the ``n_agents`` axis.
+        obs_dim: length of each agent's (flattened, padded) observation.
+        state_dim: length of the global state.
+        n_actions: number of discrete actions (the largest over agents; the rest are masked).
+        max_episode_steps: time limit T; episodes never run longer.
+    """
+
+    agents: tuple[str, ...]
+    obs_dim: int
+    state_dim: int
+    n_actions: int
+    max_episode_steps: int
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agents)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StepResult:
+    """What one step of K envs returns (see the module docstring for the autoreset rule).
+
+    Shapes: obs/final_obs ``[K, n_agents, obs_dim]``, state/final_state ``[K, state_dim]``,
+    avail/final_avail ``[K, n_agents, n_actions]``, reward/terminated/truncated ``[K]``.
+    ``reward`` is the team reward (float32); ``terminated`` is a true end, ``truncated`` a time
+    limit (bootstrap through it).
+    """
+
+    obs: np.ndarray
+    state: np.ndarray
+    avail: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
+    final_state: np.ndarray
+    final_avail: np.ndarray
+    info: dict
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+class VecEnv:
+    """Base class of every vectorised env. Subclasses set ``spec`` and ``num_envs``."""
+
+    spec: EnvSpec
+    num_envs: int
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def render(self, index: int = 0) -> np.ndarray | None:
+        """An RGB frame ``[H, W, 3]`` uint8 of env ``index``, or None if it cannot draw."""
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> VecEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def n_agents(self) -> int:
+        return self.spec.n_agents
+
+
+class NativeVecEnv(VecEnv):
+    """A vectorised env written directly in arrays (numpy over the K envs).
+
+    Registered in ``REGISTRY_NATIVE_ENV[env_name]`` and chosen by ``vectorize: auto|native``
+    for the ``env_ids`` it lists. Constructed as ``cls(env_id, num_envs, team_reward=...,
+    **env_kwargs)``.
+    """
+
+    env_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def supports(cls, env_id: str, env_kwargs: dict) -> bool:
+        """Whether this native env implements ``env_id`` with these kwargs; when it does not,
+        ``vectorize: auto`` falls back to the serial wrapper of the registered dict env."""
+        return env_id in cls.env_ids
+
+    #: one numpy Generator per env (env k seeded with seed + k), set by the subclass
+    rngs: list[np.random.Generator]
