@@ -78,3 +78,14 @@ def make_envs(config: Any, test: bool = False) -> VecEnv:
                                 config.max_episode_steps)
     vec_class = SubprocVecEnv if config.vectorize == "subprocess" else SerialVecEnv
     return vec_class([factory] * num_envs)
+
+
+def check_env_id(env_name: str, env_id: str) -> None:
+    """Fail now, before any env is built, on an ``env_id`` that env ``env_name`` does not have
+    (or a missing package its factory needs), where its factory says how to tell: a factory may
+    carry a ``check_env_id(env_id)`` attribute that raises. Factories without one are checked
+    when they build."""
+    if env_name in REGISTRY_ENV:
+        check = getattr(REGISTRY_ENV[env_name], "check_env_id", None)
+        if check is not None:
+            check(env_id)

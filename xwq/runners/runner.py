@@ -26,6 +26,7 @@ from typing import Any
 from xwq.agents.base import MARLAgents
 from xwq.common.config import Config, get_configs
 from xwq.environment import VecEnv
+from xwq.environment.make import check_env_id
 from xwq.errors import UsageError
 from xwq.registry import (
     REGISTRY_AGENT,
@@ -187,6 +188,7 @@ def check_names(config: Config) -> None:
     envs = sorted(set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV))
     require_choice("env", config.env_name, envs,
                    hint="Register your own with xwq.register_env(name, factory).")
+    check_env_id(config.env_name, config.env_id)
     for registry, key in ((REGISTRY_AGENT, "agent"), (REGISTRY_POLICY, "policy"),
                           (REGISTRY_LEARNER, "learner"),
                           (REGISTRY_REPRESENTATION, "representation")):

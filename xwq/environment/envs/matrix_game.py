@@ -206,3 +206,5 @@ def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixG
         raise TypeError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
                         "the only keyword is 'payoff'") from None
 
+
+make_matrix_game.check_env_id = _check_env_id  # read by make.check_env_id

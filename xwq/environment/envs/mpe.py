@@ -40,3 +40,11 @@ def make_mpe(env_id: str, **env_kwargs: Any) -> Any:
     except TypeError as error:
         raise TypeError(
             f"env 'mpe', env_id {env_id!r}: bad env_kwargs {env_kwargs}: {error}") from None
+
+
+def _check_mpe_env_id(env_id: str) -> None:
+    require_choice("env_id", env_id, MPE_SCENARIOS, where=" for env 'mpe'")
+    import_mpe2_scenario(env_id)  # a missing mpe2 raises its ImportError with the pip line
+
+
+make_mpe.check_env_id = _check_mpe_env_id  # read by make.check_env_id

@@ -511,3 +511,5 @@ def make_predator_prey(env_id: str = "punishment", **env_kwargs: Any) -> Predato
     _check_env_id(env_id)
     return PredatorPreyParallelEnv(**env_kwargs)
 
+
+make_predator_prey.check_env_id = _check_env_id  # read by make.check_env_id
