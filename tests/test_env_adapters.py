@@ -145,7 +145,7 @@ def test_pettingzoo_env_is_a_multi_agent_env():
     env = as_multi_agent_env(ToyParallel())
     assert isinstance(env, PettingZooEnv) and isinstance(env, xwq.MultiAgentEnv)
     assert env.num_agents == 3
-    with pytest.raises(TypeError, match="must return an xwq MultiAgentEnv"):
+    with pytest.raises(xwq.EnvMismatchError, match="must return an xwq MultiAgentEnv"):
         as_multi_agent_env(object())
 
 

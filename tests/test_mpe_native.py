@@ -164,7 +164,7 @@ def test_native_only_for_simple_spread_and_clear_errors() -> None:
         xwq.make_envs(config)
     with pytest.raises(ValueError, match="vectorize: serial"):
         SimpleSpreadVecEnv("simple_spread_v3", 2, num_agent_neighbors=2)
-    with pytest.raises(TypeError, match="max_cycle"):
+    with pytest.raises(xwq.ConfigError, match="max_cycle"):
         SimpleSpreadVecEnv("simple_spread_v3", 2, max_cycle=10)
     env = SimpleSpreadVecEnv("simple_spread_v3", 2)
     env.reset(seed=0)

@@ -16,6 +16,7 @@ missing file, env that does not fit) print one line to stderr and exit with stat
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from xwq.errors import UsageError
+from xwq.errors import MissingFileError, UsageError, XwqError
 
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
@@ -51,16 +52,18 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _catalogue() -> str:
-    """The methods and environments available, for ``--help``."""
-    from xwq import REGISTRY_ENV, REGISTRY_NATIVE_ENV
-    from xwq.common.config import available_methods
-    from xwq.environment.envs.mpe import MPE_SCENARIOS
+    """The methods and environments, for ``--help``: read from the config files (so the help
+    answers without importing torch), plus any env registered in this process."""
+    from xwq.common.config import available_envs, available_methods
 
+    envs = available_envs()
+    if "xwq.registry" in sys.modules:  # envs registered in this process (never imported here)
+        from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
+
+        for name in set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV):
+            envs.setdefault(name, [])
     lines = ["methods: " + ", ".join(available_methods()), "envs (env: env ids):"]
-    for name in sorted(set(REGISTRY_ENV) | set(REGISTRY_NATIVE_ENV)):
-        ids: list[str] = list(MPE_SCENARIOS) if name == "mpe" else []
-        if name in REGISTRY_NATIVE_ENV:
-            ids += [i for i in getattr(REGISTRY_NATIVE_ENV[name], "env_ids", ()) if i not in ids]
+    for name, ids in sorted(envs.items()):
         lines.append(f"  {name}: {', '.join(ids) if ids else '(any env_id its factory accepts)'}")
     lines.append("config keys and their defaults: xwq/configs/base.yaml")
     return "\n".join(lines)
@@ -86,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--env-id", dest="env_id", help="scenario, e.g. simple_spread_v3")
         sub.add_argument("--config", help="a YAML file of config keys (overrides the packaged "
                                           "defaults)")
-        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a config key (repeatable); VALUE is YAML, e.g. "
-                              "--set learning_rate=1e-3 --set fc_hidden_sizes=[32,32]")
+        sub.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                         help="override config keys (several after one --set, or repeated); "
+                              "VALUE is YAML, e.g. --set learning_rate=1e-3 "
+                              "fc_hidden_sizes=[32,32]")
         sub.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                          help="run each of these seeds (default: the config's seed)")
         sub.add_argument("--debug", action="store_true",
@@ -147,7 +151,7 @@ def _resume_source(args: argparse.Namespace) -> None:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         if not path.exists():
-            raise FileNotFoundError(f"--resume {resume}: no such checkpoint or run folder")
+            raise MissingFileError(f"--resume {resume}: no such checkpoint or run folder")
         return
     from xwq.common.config import load_yaml
 
@@ -161,10 +165,14 @@ def _resume_source(args: argparse.Namespace) -> None:
 
 
 def _runner(args: argparse.Namespace, overrides: dict, is_test: bool = False) -> Any:
-    import xwq
+    from xwq.common.config import get_configs
 
-    return xwq.get_runner(args.method, args.env, args.env_id, config_path=args.config,
-                          is_test=is_test, **overrides)
+    # config errors answer before torch and the components are imported
+    get_configs(args.config, args.method, args.env, args.env_id, overrides)
+    from xwq.get_runner import get_runner
+
+    return get_runner(args.method, args.env, args.env_id, config_path=args.config,
+                      is_test=is_test, **overrides)
 
 
 def _seeds(args: argparse.Namespace) -> list[int | None]:
@@ -243,47 +251,59 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from xwq.common.config import ConfigError
-    from xwq.errors import EnvMismatchError
-    from xwq.registry import UnknownNameError
-
-    return (ConfigError, UnknownNameError, EnvMismatchError, UsageError, KeyError,
-            FileNotFoundError, FileExistsError, ImportError, ValueError)
+def _os_error_line(error: OSError) -> str:
+    """One line for a failed file operation: what failed, on which path, and a hint."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    reason = error.strerror or type(error).__name__
+    hints = {errno.ENOSPC: "free some space or point log_dir/results_dir/model_dir elsewhere",
+             errno.EROFS: "point log_dir/results_dir/model_dir at a writable folder",
+             errno.EACCES: "check the permissions, or point the run's folders elsewhere",
+             errno.EPERM: "check the permissions, or point the run's folders elsewhere",
+             errno.ENOTDIR: "a part of that path is a file, not a folder",
+             errno.EISDIR: "that is a folder; give a file"}
+    hint = hints.get(error.errno or 0, "")
+    return f"{reason}: {paths or '(no path)'}" + (f" ({hint})" if hint else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``xwq`` command; returns the exit status (0 ok, 1 training failed, 2 user error,
-    130 interrupted)."""
-    from xwq.learners import NonFiniteLossError
+    """Run the ``xwq`` command; returns the exit status (0 ok, 1 training failed or out of
+    memory, 2 user error, 130 interrupted).
 
+    Errors a user can fix (:class:`xwq.XwqError`: config, names, env mismatch, checkpoints,
+    files; a missing optional package's ImportError; a failed file operation: disk full,
+    read-only, permissions, not a directory) print one line and exit 2. Anything else is a bug
+    and keeps its traceback; ``--debug`` shows the traceback of every error.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    user_errors = _user_errors()
+    command = f"xwq {args.command}"
     try:
         if args.command == "plot":
             return cmd_plot(args)
         overrides = parse_set(args.set)
         commands = {"train": cmd_train, "test": cmd_test, "benchmark": cmd_benchmark}
         return commands[args.command](args, overrides)
-    except NonFiniteLossError as error:
-        if args.debug:
-            raise
-        print(f"xwq {args.command}: {error}", file=sys.stderr)
-        return EXIT_TRAINING_FAILED
     except KeyboardInterrupt:
-        print(f"xwq {args.command}: interrupted"
+        print(f"{command}: interrupted"
               + ("; continue with --resume auto" if args.command in ("train", "benchmark")
                  else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except user_errors as error:
+    except (XwqError, ImportError, OSError, MemoryError, FloatingPointError) as error:
         if args.debug:
             raise
-        message = str(error).replace("(from override)", "(from --set)")
-        if type(error) is KeyError:  # a bare KeyError's str() is just the quoted key
-            message = f"unknown name {message}"
-        print(f"xwq {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        if isinstance(error, XwqError | ImportError):
+            message, status = str(error).replace("(from override)", "(from --set)"), None
+        elif isinstance(error, OSError):
+            message, status = _os_error_line(error), None
+        elif isinstance(error, MemoryError):
+            message, status = ("out of memory; lower buffer_size, batch_size or parallels "
+                               f"({error})" if str(error) else "out of memory; lower "
+                               "buffer_size, batch_size or parallels"), EXIT_TRAINING_FAILED
+        else:  # NonFiniteLossError: the run diverged (its message says where and what to try)
+            print(f"{command}: {error}", file=sys.stderr)
+            return EXIT_TRAINING_FAILED
+        print(f"{command}: error: {message}", file=sys.stderr)
+        return status or EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

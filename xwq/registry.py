@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
-from xwq.errors import UnknownNameError
+from xwq.errors import UnknownNameError, UsageError
 
 
 def closest(name: str, choices: list[str]) -> str:
@@ -89,7 +89,7 @@ class Registry(MutableMapping):
 
     def __setitem__(self, name: str, obj: Any) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"{self.kind} registry names must be non-empty strings, got {name!r}")
+            raise UsageError(f"{self.kind} registry names must be non-empty strings, got {name!r}")
         self._entries[name] = obj
 
     def __getitem__(self, name: str) -> Any:

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from xwq.environment.interfaces import EnvSpec
+from xwq.errors import CheckpointError, XwqError
 
 logger = logging.getLogger(__name__)
 
 
-class BufferTooLargeError(MemoryError):
+class BufferTooLargeError(XwqError, MemoryError):
     """The replay buffer would exceed ``buffer_memory_budget_mb``."""
 
 
@@ -101,8 +102,8 @@ class EpisodeBuffer:
     def load_state_dict(self, state: dict) -> None:
         size = state["size"]
         if size > self.capacity:
-            raise ValueError(f"checkpoint buffer holds {size} episodes, capacity is "
-                             f"{self.capacity}; use the same buffer_size to resume")
+            raise CheckpointError(f"checkpoint buffer holds {size} episodes, capacity is "
+                                  f"{self.capacity}; use the same buffer_size to resume")
         for key, array in self.data.items():
             array[:size] = state["data"][key].cpu().numpy()
         self.size, self.position = size, state["position"]

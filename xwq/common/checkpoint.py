@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from xwq.errors import MissingFileError
+
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
@@ -34,5 +36,5 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 def safe_load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
     """Load a file written by :func:`atomic_save` without executing code from it."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no model or checkpoint file at {path}")
+        raise MissingFileError(f"no model or checkpoint file at {path}")
     return torch.load(path, map_location=device, weights_only=True)

@@ -15,6 +15,7 @@ from typing import Any
 from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
 from xwq.environment.interfaces import VecEnv
 from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
+from xwq.errors import ConfigError, UsageError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 
@@ -26,8 +27,8 @@ def register_env(name: str, factory: Callable[..., Any]) -> None:
     factory. Equivalent to ``REGISTRY_ENV[name] = factory``.
     """
     if not callable(factory):
-        raise TypeError(f"register_env({name!r}, ...): the factory must be callable, "
-                        f"got {type(factory).__name__}")
+        raise UsageError(f"register_env({name!r}, ...): the factory must be callable, "
+                         f"got {type(factory).__name__}")
     REGISTRY_ENV[name] = factory
 
 
@@ -41,7 +42,7 @@ def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
 def _native_class(config: Any) -> type | None:
     if config.vectorize not in ("auto", "native") or config.env_name not in REGISTRY_NATIVE_ENV:
         if config.vectorize == "native":
-            raise ValueError(
+            raise ConfigError(
                 f"config key 'vectorize' = 'native': env '{config.env_name}' has no native "
                 f"vectorised implementation (those that do: {sorted(REGISTRY_NATIVE_ENV)}); "
                 "use vectorize: serial or subprocess")
@@ -52,7 +53,7 @@ def _native_class(config: Any) -> type | None:
     if cls.supports(config.env_id, config.env_kwargs):
         return cls
     if config.vectorize == "native":
-        raise ValueError(
+        raise ConfigError(
             f"config key 'vectorize' = 'native': env '{config.env_name}' has a native version "
             f"only for env_id in {list(cls.env_ids)}, not {config.env_id!r}")
     return None
@@ -69,7 +70,7 @@ def make_envs(config: Any, test: bool = False) -> VecEnv:
             kwargs["max_episode_steps"] = config.max_episode_steps
         return native(config.env_id, num_envs, team_reward=config.team_reward, **kwargs)
     if config.env_name not in REGISTRY_ENV and config.env_name in REGISTRY_NATIVE_ENV:
-        raise ValueError(
+        raise ConfigError(
             f"env '{config.env_name}' exists only as a native vectorised env; "
             "set vectorize: auto or native")
     REGISTRY_ENV[config.env_name]  # unknown names fail here, with the list of choices

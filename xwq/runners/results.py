@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from xwq.common.run_logger import METRICS_STREAM, read_jsonl
+from xwq.errors import MissingFileError
 from xwq.runners.plots import plot_bands
 from xwq.runners.run_folder import SUMMARY_FILE, timestamp
 from xwq.runners.statistics import STATISTICS, curve_band, eval_grid, summarise
@@ -91,7 +92,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     summary_path = run_dir / SUMMARY_FILE
     if not summary_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no {SUMMARY_FILE}: not a finished benchmark run")
+        raise MissingFileError(f"{run_dir} has no {SUMMARY_FILE}: not a finished benchmark run")
     with open(run_dir / "config.yaml") as handle:
         config = yaml.safe_load(handle)
     steps, returns = eval_curve(run_dir)
@@ -109,7 +110,7 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.exists():
-            raise FileNotFoundError(f"no such results folder: {path}")
+            raise MissingFileError(f"no such results folder: {path}")
         candidates = [path] if (path / "config.yaml").is_file() else sorted(
             p.parent for p in path.rglob("config.yaml"))
         runs = []
@@ -122,8 +123,8 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 continue
             runs.append(candidate)
         if not runs:
-            raise FileNotFoundError(f"no finished benchmark run (a folder with config.yaml, "
-                                    f"metrics.jsonl and {SUMMARY_FILE}) under {path}")
+            raise MissingFileError(f"no finished benchmark run (a folder with config.yaml, "
+                                   f"metrics.jsonl and {SUMMARY_FILE}) under {path}")
         found.extend(run for run in runs if run not in found)
     return found
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import xwq.components  # noqa: F401  (the registries check_names reads)
 from xwq.agents.base import MARLAgents
 from xwq.common.config import Config, get_configs
 from xwq.environment import VecEnv

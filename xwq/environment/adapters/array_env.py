@@ -31,7 +31,7 @@ def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiA
         return env
     if hasattr(env, "possible_agents") and hasattr(env, "observation_space"):
         return PettingZooEnv(env, max_episode_steps=max_episode_steps)
-    raise TypeError(
+    raise EnvMismatchError(
         f"an env factory returned {type(env).__name__}; it must return an xwq MultiAgentEnv "
         "subclass or a PettingZoo ParallelEnv"
     )

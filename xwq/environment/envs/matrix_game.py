@@ -32,6 +32,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("nonmonotonic",)
@@ -52,13 +53,13 @@ def payoff_matrix(payoff: Sequence[Sequence[float]] | np.ndarray | None) -> np.n
     try:
         matrix = np.asarray(payoff, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"env 'matrix_game': payoff must be a square nested list of numbers, "
-                         f"got {payoff!r}") from None
+        raise ConfigError(f"env 'matrix_game': payoff must be a square nested list of numbers, "
+                          f"got {payoff!r}") from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
-        raise ValueError(f"env 'matrix_game': payoff must be an n×n nested list (both agents have "
-                         f"n actions), got shape {matrix.shape}")
+        raise ConfigError(f"env 'matrix_game': payoff must be an n×n nested list (both agents have "
+                          f"n actions), got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
-        raise ValueError("env 'matrix_game': payoff entries must be finite numbers")
+        raise ConfigError("env 'matrix_game': payoff entries must be finite numbers")
     return matrix
 
 
@@ -90,10 +91,10 @@ class MatrixGameVecEnv(NativeVecEnv):
                  max_episode_steps: int = 1) -> None:
         _check_env_id(env_id)
         if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+            raise ConfigError(f"num_envs must be at least 1, got {num_envs}")
         if max_episode_steps < 1:
-            raise ValueError(f"env 'matrix_game': max_episode_steps must be >= 1, "
-                             f"got {max_episode_steps}")
+            raise ConfigError(f"env 'matrix_game': max_episode_steps must be >= 1, "
+                              f"got {max_episode_steps}")
         self.payoff = payoff_matrix(payoff)
         self.num_envs = int(num_envs)
         n_actions = self.payoff.shape[0]
@@ -203,8 +204,8 @@ def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixG
     try:
         return MatrixGameParallelEnv(**env_kwargs)
     except TypeError as error:
-        raise TypeError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
-                        "the only keyword is 'payoff'") from None
+        raise ConfigError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
+                          "the only keyword is 'payoff'") from None
 
 
 make_matrix_game.check_env_id = _check_env_id  # read by make.check_env_id

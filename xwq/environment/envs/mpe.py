@@ -12,6 +12,7 @@ import importlib
 import os
 from typing import Any
 
+from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, require_choice
 
 MPE_SCENARIOS = ("simple_spread_v3", "simple_reference_v3", "simple_speaker_listener_v4")
@@ -38,7 +39,7 @@ def make_mpe(env_id: str, **env_kwargs: Any) -> Any:
     try:
         return scenario.parallel_env(continuous_actions=False, **env_kwargs)
     except TypeError as error:
-        raise TypeError(
+        raise ConfigError(
             f"env 'mpe', env_id {env_id!r}: bad env_kwargs {env_kwargs}: {error}") from None
 
 

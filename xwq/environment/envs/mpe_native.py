@@ -38,6 +38,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_NATIVE_ENV
 
 # mpe2's World and entity constants (mpe2/_mpe_utils/core.py, simple_spread.py, simple_env.py).
@@ -105,28 +106,28 @@ class SimpleSpreadVecEnv(NativeVecEnv):
                  terminate_on_success: bool = False, max_episode_steps: int | None = None,
                  render_mode: str | None = None, **unsupported: Any) -> None:
         if env_id not in self.env_ids:
-            raise ValueError(f"SimpleSpreadVecEnv implements only {list(self.env_ids)}, "
-                             f"not {env_id!r}; use vectorize: serial for other MPE scenarios")
+            raise ConfigError(f"SimpleSpreadVecEnv implements only {list(self.env_ids)}, "
+                              f"not {env_id!r}; use vectorize: serial for other MPE scenarios")
         for key, value in unsupported.items():
             if key not in _UNSUPPORTED:
-                raise TypeError(
+                raise ConfigError(
                     f"env 'mpe', env_id {env_id!r}: unknown env_kwargs key {key!r} for the "
                     "native simple_spread_v3")
             if value != _UNSUPPORTED[key]:
-                raise ValueError(
+                raise ConfigError(
                     f"env_kwargs {key}={value!r} is not implemented by the native "
                     f"simple_spread_v3 (only {key}={_UNSUPPORTED[key]!r}); set vectorize: "
                     "serial to run it through mpe2")
         if not (isinstance(N, int) and N >= 2):
-            raise ValueError(f"env_kwargs N={N!r}: simple_spread needs an integer N >= 2")
+            raise ConfigError(f"env_kwargs N={N!r}: simple_spread needs an integer N >= 2")
         if not 0.0 <= local_ratio <= 1.0:
-            raise ValueError(f"env_kwargs local_ratio={local_ratio!r} must be in [0, 1]")
+            raise ConfigError(f"env_kwargs local_ratio={local_ratio!r} must be in [0, 1]")
         if not (isinstance(max_cycles, int) and max_cycles > 0):
-            raise ValueError(f"env_kwargs max_cycles={max_cycles!r} must be a positive int")
+            raise ConfigError(f"env_kwargs max_cycles={max_cycles!r} must be a positive int")
         if team_reward not in ("mean", "sum"):
-            raise ValueError(f"team_reward={team_reward!r}: choose 'mean' or 'sum'")
+            raise ConfigError(f"team_reward={team_reward!r}: choose 'mean' or 'sum'")
         if num_envs < 1:
-            raise ValueError(f"num_envs={num_envs} must be at least 1")
+            raise ConfigError(f"num_envs={num_envs} must be at least 1")
 
         self.num_envs = num_envs
         self.N = N

@@ -63,6 +63,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
 ENV_IDS = ("punishment",)
@@ -116,14 +117,14 @@ class PredatorPreyVecEnv(NativeVecEnv):
                                  ("n_prey", n_prey, 1), ("grid_size", grid_size, 1),
                                  ("view", view, 0), ("max_episode_steps", max_episode_steps, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"env 'predator_prey': {name} must be an integer >= {low}, "
-                                 f"got {value!r}")
+                raise ConfigError(f"env 'predator_prey': {name} must be an integer >= {low}, "
+                                  f"got {value!r}")
         if n_agents + n_prey > grid_size * grid_size:
-            raise ValueError(f"env 'predator_prey': {n_agents} agents and {n_prey} prey do not fit "
-                             f"on a {grid_size}×{grid_size} grid")
+            raise ConfigError(f"env 'predator_prey': {n_agents} agents and {n_prey} prey do not "
+                              f"fit on a {grid_size}×{grid_size} grid")
         for name, value in (("capture_reward", capture_reward), ("punishment", punishment)):
             if not np.isfinite(float(value)):
-                raise ValueError(f"env 'predator_prey': {name} must be a finite number")
+                raise ConfigError(f"env 'predator_prey': {name} must be a finite number")
         self.num_envs = int(num_envs)
         self.n_prey = int(n_prey)
         self.grid_size = int(grid_size)
