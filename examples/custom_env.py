@@ -67,6 +67,7 @@ def main() -> None:
         f"log_dir: {workdir / 'logs'}\n")
     configs = xwq.get_configs(file_dir=config_file)
     xwq.REGISTRY_ENV[configs.env_name] = GatherEnv
+    xwq.setup_process(configs)  # torch threads, seeds, device check: once, before the envs
     envs = xwq.make_envs(configs)
     agent = WQMIX_Agents(config=configs, envs=envs)
     agent.train(configs.running_steps // configs.parallels)

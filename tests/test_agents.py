@@ -150,6 +150,13 @@ def test_custom_env_flow_from_a_config_file(tmp_path, counting_env_class, run_di
                     f"log_dir: {tmp_path / 'logs'}\n")
     configs = xwq.get_configs(file_dir=path)
     xwq.REGISTRY_ENV[configs.env_name] = counting_env_class
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        xwq.setup_process(configs)
+        assert torch.get_num_threads() == configs.threads == 1
+    finally:
+        torch.set_num_threads(threads)
     envs = xwq.make_envs(configs)
     agent = WQMIX_Agents(config=configs, envs=envs)
     agent.train(configs.running_steps // configs.parallels)

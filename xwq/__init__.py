@@ -28,6 +28,7 @@ _LAZY = {
     "Config": "xwq.common.config",
     "get_configs": "xwq.common.config",
     "get_runner": "xwq.get_runner",
+    "setup_process": "xwq.common.process",
     "MultiAgentEnv": "xwq.environment",
     "PettingZooEnv": "xwq.environment",
     "check_env": "xwq.environment",
@@ -54,6 +55,7 @@ _COMPONENTS_SUBMODULES = ("agents", "learners", "policies", "representations", "
 
 if TYPE_CHECKING:  # what a type checker and an IDE see
     from xwq.common.config import Config, get_configs
+    from xwq.common.process import setup_process
     from xwq.environment import MultiAgentEnv, PettingZooEnv, check_env, make_envs, register_env
     from xwq.get_runner import get_runner
     from xwq.registry import (
@@ -90,4 +92,5 @@ __all__ = [
     "EnvMismatchError", "Experiment", "MissingFileError", "MultiAgentEnv", "PettingZooEnv",
     "Registry", "RunSpec", "Runner", "Sweep", "UnknownNameError", "UsageError", "XwqError",
     "__version__", "check_env", "get_configs", "get_runner", "grid", "make_envs", "register_env",
+    "setup_process",
 ]
