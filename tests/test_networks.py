@@ -135,6 +135,36 @@ def test_weighted_policy_has_its_own_q_star_networks():
     assert MixingQNetwork(_config(mixer=None), SPEC).mixer is None
 
 
+def _widths(module):
+    return [tuple(p.shape) for p in module.parameters()]
+
+
+@pytest.mark.parametrize("representation", ["Basic_RNN", "Basic_MLP"])
+def test_q_star_widths_are_their_own_keys_defaulting_to_the_paper(representation):
+    config = _config(representation=representation, fc_hidden_sizes=[32, 16],
+                     recurrent_hidden_size=48)
+    assert (config.hidden_dim_star_agent, config.hidden_dim_ff_mix_net) == (64, 256)
+    policy = WeightedMixingQNetwork(config, SPEC)
+    star = policy.star_agent
+    assert [layer.out_features for layer in star.body.net if hasattr(layer, "out_features")] \
+        == [64, 64]  # the QMIX agent's depth, Q̂*'s own width
+    assert star.body.output_dim == 64 and star.head.in_features == 64
+    assert policy.agent.body.output_dim == (48 if representation == "Basic_RNN" else 16)
+    assert policy.star_mixer.net[0].out_features == 256
+
+    narrow = WeightedMixingQNetwork(_config(representation=representation,
+                                            hidden_dim_star_agent=8,
+                                            hidden_dim_ff_mix_net=16), SPEC)
+    assert narrow.star_agent.body.output_dim == 8 and narrow.star_mixer.net[0].out_features == 16
+    assert _widths(narrow.agent) == _widths(WeightedMixingQNetwork(
+        _config(representation=representation), SPEC).agent)  # QMIX's own agent unchanged
+
+
+def test_q_star_width_keys_are_validated():
+    with pytest.raises(xwq.ConfigError, match="hidden_dim_star_agent"):
+        _config(hidden_dim_star_agent=0)
+
+
 def test_masked_argmax_never_picks_unavailable_actions():
     q = torch.tensor([[5.0, 1.0, 9.0, 0.0]])
     assert masked_argmax(q, torch.tensor([[True, True, False, True]])).item() == 0

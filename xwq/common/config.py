@@ -73,6 +73,7 @@ RULES: dict[str, Rule] = {
     "hidden_dim_hyper_net": Rule(low=1),
     "hypernet_layers": Rule(choices=(1, 2)),
     "hidden_dim_ff_mix_net": Rule(low=1),
+    "hidden_dim_star_agent": Rule(low=1),
     "weighting": Rule(choices=("ow", "cw")),
     "alpha": Rule(low=0, high=1, low_open=True),
     "learning_rate": Rule(low=0, low_open=True),
