@@ -180,6 +180,87 @@ def test_non_finite_loss_stops_with_the_update_number():
         learner.update(batch)
 
 
+@pytest.mark.parametrize("method", ["iql", "qmix", "cw_qmix"])
+def test_loss_is_apart_from_the_step_and_is_what_update_minimises(method):
+    learner = _learner(method)
+    batch = _batch()
+    before = copy.deepcopy(learner.policy.state_dict())
+    loss, stats = learner.loss(batch)
+    assert loss.requires_grad and all(not v.requires_grad and v.dim() == 0
+                                      for v in stats.values())
+    assert learner.updates == 0 and not learner.optimizer.state  # nothing stepped
+    assert all(torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
+    reported = learner.update(batch)
+    assert reported["loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert set(reported) == set(stats) | {"grad_norm"}
+    assert learner.updates == 1
+
+
+def _unchanged(learner, before):
+    return all(torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
+
+
+@pytest.mark.parametrize("use_grad_clip", [True, False])
+def test_nan_loss_stops_before_the_step(use_grad_clip):
+    learner = _learner("ow_qmix", use_grad_clip=use_grad_clip)
+    batch = _batch()
+    batch["reward"][1, 1] = float("nan")
+    before = copy.deepcopy(learner.policy.state_dict())
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at update 1; lower "
+                                                 "learning_rate"):
+        learner.update(batch)
+    assert _unchanged(learner, before) and learner.updates == 0 and not learner.optimizer.state
+
+
+@pytest.mark.parametrize("use_grad_clip", [True, False])
+@pytest.mark.parametrize("method", ["qmix", "cw_qmix"])
+def test_finite_loss_with_an_infinite_gradient_stops_before_the_step(method, use_grad_clip):
+    learner = _learner(method, use_grad_clip=use_grad_clip)
+    learner.update(_batch(seed=1))  # one good update first: the error names the second
+    before = copy.deepcopy(learner.policy.state_dict())
+    optimizer_state = copy.deepcopy(learner.optimizer.state_dict())
+    weight = learner.policy.agent.head.weight
+    handle = weight.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    pattern = (r"non-finite gradient norm inf at update 2 \(the loss, [-+0-9.e]+, was "
+               r"finite\); lower learning_rate, or check the env's observations, state and "
+               r"rewards for huge values")
+    with pytest.raises(NonFiniteLossError, match=pattern):
+        learner.update(_batch())
+    handle.remove()
+    assert _unchanged(learner, before) and learner.updates == 1
+    assert str(learner.optimizer.state_dict()) == str(optimizer_state)
+
+
+@pytest.mark.parametrize("method", ["qmix", "ow_qmix"])
+def test_huge_state_values_overflow_the_gradient_before_the_loss(method):
+    """A hand-made batch whose state is 1e7: the hypernetworks' Q_tot (~ state²) keeps the loss
+    finite in float32, but its gradient overflows."""
+    learner = _learner(method, use_grad_clip=False)
+    batch = _batch()
+    batch["state"][:] = 1e7
+    before = copy.deepcopy(learner.policy.state_dict())
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient norm inf at update 1 "
+                                                 r"\(the loss, [0-9.e+]+, was finite\)"):
+        learner.update(batch)
+    assert _unchanged(learner, before) and learner.updates == 0
+
+
+def test_gradient_norm_is_reported_whether_or_not_it_is_clipped():
+    clipped, unclipped = (_learner("qmix", use_grad_clip=flag, grad_clip_norm=1e-3)
+                          for flag in (True, False))
+    batch = _batch()
+    norms = [learner.update(batch)["grad_norm"] for learner in (clipped, unclipped)]
+    assert norms[0] == pytest.approx(norms[1]) and norms[0] > 1e-3  # the norm before clipping
+    grads = {learner: [p.grad for p in learner.params if p.grad is not None]
+             for learner in (clipped, unclipped)}
+    total = torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in grads[unclipped]]))
+    assert total.item() == pytest.approx(norms[1], rel=1e-5)  # left as they were
+    clipped_total = torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in grads[clipped]]))
+    assert clipped_total.item() == pytest.approx(1e-3, rel=1e-3)
+
+
 def test_wqmix_learner_refuses_a_policy_without_q_star():
     config = xwq.get_configs(method="wqmix")
     with pytest.raises(ValueError, match="Weighted_Mixing_Q_network"):
