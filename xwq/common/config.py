@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     "gamma": Rule(low=0, high=1),
     "grad_clip_norm": Rule(low=0, low_open=True),
     "sync_frequency": Rule(low=1),
+    "sync_unit": Rule(choices=("episodes", "updates")),
     "buffer_size": Rule(low=1),
     "batch_size": Rule(low=1),
     "buffer_memory_budget_mb": Rule(low=0, low_open=True),

@@ -8,7 +8,8 @@ One update on a batch of whole episodes, hidden states from zero (Rashid et al.,
 3. loss = Σ mask·(Q_tot − y)² / Σ mask — steps 1–3 are :meth:`QMIXLearner.loss`;
 4. RMSprop step with the gradient norm clipped, after checking that the loss and the gradient
    norm are finite;
-5. target networks hard-copied every ``sync_frequency`` updates.
+5. target networks hard-copied every ``sync_frequency`` episodes collected (``sync_unit:
+   episodes``, the authors' schedule) or updates (``sync_unit: updates``).
    Steps 4–5 are :meth:`QMIXLearner.update`.
 
 Subclasses change the target (:meth:`compute_targets`) and the loss (:meth:`compute_loss`);
@@ -73,6 +74,8 @@ class QMIXLearner:
             for name in self.target_modules if getattr(policy, name) is not None})
         self.targets.requires_grad_(False)
         self.updates = 0
+        #: ``count // sync_frequency`` at the last target copy (count: episodes or updates)
+        self.synced_period = 0
 
     def sync_targets(self) -> None:
         for name, target in self.targets.items():
@@ -133,12 +136,15 @@ class QMIXLearner:
         stats["target"] = masked_mean(targets, batch["filled"])
         return loss, stats
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def update(self, batch: dict[str, torch.Tensor], episodes: int | None = None
+               ) -> dict[str, float]:
         """One gradient step: :meth:`loss`, backward, the gradient norm clipped, the optimiser
-        step, then the target copy when it is due.
+        step, then the target copy when it is due (:meth:`maybe_sync`).
 
         Args:
             batch: as :meth:`loss` takes it.
+            episodes: episodes collected so far, what ``sync_unit: episodes`` counts. A learner
+                driven without it (a benchmark, a test) counts one episode per update.
 
         Raises:
             NonFiniteLossError: the loss or the gradient norm is NaN or infinite; the
@@ -155,8 +161,7 @@ class QMIXLearner:
         self._check_finite(stats)
         self.optimizer.step()
         self.updates += 1
-        if self.updates % self.config.sync_frequency == 0:
-            self.sync_targets()
+        self.maybe_sync(episodes)
         return stats
 
     def _check_finite(self, stats: dict[str, float]) -> None:
@@ -171,9 +176,23 @@ class QMIXLearner:
                 f"{stats['loss']:.6g}, was finite); lower learning_rate, or check the env's "
                 "observations, state and rewards for huge values")
 
+    def maybe_sync(self, episodes: int | None = None) -> bool:
+        """Copy the online networks into the targets when ``count // sync_frequency`` has grown
+        since the last copy; ``count`` is ``episodes`` (``sync_unit: episodes``) or this
+        learner's number of updates (``sync_unit: updates``, or ``episodes`` not given).
+        Returns whether it copied."""
+        by_updates = self.config.sync_unit == "updates" or episodes is None
+        count = self.updates if by_updates else episodes
+        period = count // self.config.sync_frequency
+        if period <= self.synced_period:
+            return False
+        self.sync_targets()
+        self.synced_period = period
+        return True
+
     def state_dict(self) -> dict:
         return {"targets": self.targets.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "updates": self.updates}
+                "updates": self.updates, "synced_period": self.synced_period}
 
     def load_state_dict(self, state: dict) -> None:
         self.targets.load_state_dict(state["targets"])
@@ -181,3 +200,6 @@ class QMIXLearner:
         for group in self.optimizer.param_groups:  # checkpoints older than foreach=True
             group["foreach"] = True
         self.updates = state["updates"]
+        # checkpoints from before sync_unit counted updates
+        self.synced_period = state.get("synced_period",
+                                       self.updates // self.config.sync_frequency)

@@ -8,7 +8,7 @@ Read beside the paper (Algorithm 1, §4–5) and the authors' ``max_q_learner.py
 3. QMIX loss = Σ w·mask·(Q_tot(s,u) − y)² / Σ mask, w detached — :meth:`compute_loss`
 4. Q̂* loss  = Σ mask·(Q̂*(s,u) − y)² / Σ mask, on the taken actions u, unweighted
 5. loss = QMIX loss + Q̂* loss, one optimiser; targets (Q̂*'s agent and mixer) copied every
-   ``sync_frequency`` updates; inherited.
+   ``sync_frequency`` episodes (or updates, ``sync_unit``); inherited.
 6. weights (α = ``alpha``), :meth:`weights`: OW w = 1 if Q_tot − y < 0 else α; CW w = 1 if u
    is the QMIX-greedy joint action at s for every agent, or y > Q̂*_target(s, û) with û that
    greedy action; else α.
