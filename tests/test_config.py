@@ -41,7 +41,7 @@ def test_int_is_accepted_where_a_float_is_expected():
     ({"parallels": 2.5}, r"'parallels' = 2.5 .*must be an integer"),
     ({"double_q": "yes"}, r"'double_q' = 'yes' .*must be true/false"),
     ({"batch_size": True}, r"'batch_size' = True .*must be an integer"),
-    ({"weighting": "xw"}, r"'weighting' = 'xw' .*must be one of 'ow', 'cw'"),
+    ({"weighting": 3}, r"'weighting' = 3 .*must be a string"),  # names: test_weightings.py
     ({"mixer": "qmix"}, r"'mixer' = 'qmix' .*must be one of 'VDN', 'QMIX'.*Did you mean 'QMIX'"),
     ({"env_kwargs": [1]}, r"'env_kwargs' = \[1\] .*must be a mapping"),
     ({"fc_hidden_sizes": [64, -1]}, r"'fc_hidden_sizes' .*non-empty list of positive integers"),

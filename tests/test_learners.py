@@ -9,15 +9,38 @@ import torch
 import xwq
 from xwq.agents.buffer import BufferTooLargeError, EpisodeBuffer
 from xwq.environment.spec import EnvSpec
-from xwq.learners import NonFiniteLossError, QMIXLearner, WQMIXLearner, cw_weights, ow_weights
+from xwq.learners import (
+    NonFiniteLossError,
+    QMIXLearner,
+    WeightingContext,
+    WQMIXLearner,
+    cw_weights,
+    ow_weights,
+)
 from xwq.policies import MixingQNetwork, WeightedMixingQNetwork
 
 SPEC = EnvSpec(agents=("a", "b"), obs_dim=3, state_dim=4, n_actions=3, max_episode_steps=4)
 
 
+def _context(alpha, td_error=None, targets=None, actions=None, greedy_actions=None,
+             q_star_at_greedy=None):
+    """A WeightingContext with the fields a test gives; the rest zeros (unused by that rule)."""
+    steps = (td_error if td_error is not None else targets).shape
+    zeros, no_actions = torch.zeros(steps), torch.zeros(*steps, 1, dtype=torch.long)
+
+    def given(value, default):
+        return default if value is None else value
+
+    return WeightingContext(
+        td_error=given(td_error, zeros), targets=given(targets, zeros),
+        actions=given(actions, no_actions), greedy_actions=given(greedy_actions, no_actions),
+        q_star_at_greedy=given(q_star_at_greedy, zeros), alpha=alpha,
+        mask=torch.ones(steps, dtype=torch.bool))
+
+
 def test_ow_weights():
     td = torch.tensor([-2.0, -1e-6, 0.0, 3.0])
-    np.testing.assert_allclose(ow_weights(td, 0.1), [1.0, 1.0, 0.1, 0.1])
+    np.testing.assert_allclose(ow_weights(_context(0.1, td_error=td)), [1.0, 1.0, 0.1, 0.1])
 
 
 def test_cw_weights_full_when_every_agent_is_greedy_only():
@@ -25,8 +48,9 @@ def test_cw_weights_full_when_every_agent_is_greedy_only():
     greedy = torch.tensor([[[0, 1], [0, 2], [0, 2]]])
     targets = torch.zeros(1, 3)
     q_star = torch.ones(1, 3)  # target below Q̂*(s, û): second condition false
-    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.3),
-                               [[1.0, 0.3, 0.3]])
+    context = _context(0.3, targets=targets, actions=actions, greedy_actions=greedy,
+                       q_star_at_greedy=q_star)
+    np.testing.assert_allclose(cw_weights(context), [[1.0, 0.3, 0.3]])
 
 
 def test_cw_weights_full_when_target_beats_q_star_at_greedy_action():
@@ -34,8 +58,9 @@ def test_cw_weights_full_when_target_beats_q_star_at_greedy_action():
     greedy = torch.zeros(1, 3, 2, dtype=torch.long)  # never greedy
     targets = torch.tensor([[1.0, 0.5, 2.0]])
     q_star = torch.tensor([[0.5, 0.5, 2.5]])  # strictly greater only in the first step
-    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.1),
-                               [[1.0, 0.1, 0.1]])
+    context = _context(0.1, targets=targets, actions=actions, greedy_actions=greedy,
+                       q_star_at_greedy=q_star)
+    np.testing.assert_allclose(cw_weights(context), [[1.0, 0.1, 0.1]])
 
 
 def _batch(B=5, T=4, seed=0):

@@ -28,6 +28,7 @@ from xwq.registry import (
     REGISTRY_LEARNER,
     REGISTRY_POLICY,
     REGISTRY_REPRESENTATION,
+    REGISTRY_WEIGHTING,
     Registry,
 )
 
@@ -39,4 +40,5 @@ __all__ = [
     "EnvMismatchError", "MissingFileError", "MultiAgentEnv", "Registry", "UnknownNameError",
     "UsageError", "XwqError", "__version__", "check_env", "get_configs", "make_envs",
     "get_runner", "register_env",
+    "REGISTRY_WEIGHTING",
 ]

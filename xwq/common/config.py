@@ -74,7 +74,7 @@ RULES: dict[str, Rule] = {
     "hypernet_layers": Rule(choices=(1, 2)),
     "hidden_dim_ff_mix_net": Rule(low=1),
     "hidden_dim_star_agent": Rule(low=1),
-    "weighting": Rule(choices=("ow", "cw")),
+    "weighting": Rule(type=str),
     "alpha": Rule(low=0, high=1, low_open=True),
     "learning_rate": Rule(low=0, low_open=True),
     "optimizer": Rule(choices=("rmsprop", "adam")),
