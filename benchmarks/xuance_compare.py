@@ -142,16 +142,17 @@ def xwq_child(cfg: dict) -> dict:
     runner = xwq.get_runner(
         "wqmix", "mpe", "simple_spread_v3", running_steps=cfg["N"], parallels=cfg["P"],
         batch_size=cfg["batch"], training_frequency=cfg["training_frequency"],
-        buffer_size=cfg["buffer"], optimizer="adam", threads=1, progress_bar=False,
+        buffer_size=cfg["buffer"], optimizer="adam", sync_unit="updates", threads=1,
+        progress_bar=False,
         vectorize=cfg["vectorize"], log_dir=os.path.join(cfg["workdir"], "logs"),
         model_dir=os.path.join(cfg["workdir"], "models"), seed=1)
     agents = runner.agents
     stats = {"updates": 0, "update_s": 0.0, "update_cpu_s": 0.0}
     update = agents.learner.update
 
-    def counted_update(batch):
+    def counted_update(batch, **kwargs):
         start, cpu = time.perf_counter(), time.process_time()
-        out = update(batch)
+        out = update(batch, **kwargs)
         stats["update_s"] += time.perf_counter() - start
         stats["update_cpu_s"] += time.process_time() - cpu
         stats["updates"] += 1
@@ -165,7 +166,7 @@ def xwq_child(cfg: dict) -> dict:
             "recurrent_hidden_size", "obs_last_action", "obs_agent_id", "mixer",
             "hidden_dim_mixing_net", "hidden_dim_hyper_net", "hidden_dim_ff_mix_net",
             "optimizer", "learning_rate", "use_grad_clip", "grad_clip_norm", "double_q",
-            "gamma", "sync_frequency", "batch_size", "buffer_size", "start_training",
+            "gamma", "sync_frequency", "sync_unit", "batch_size", "buffer_size", "start_training",
             "training_frequency", "start_greedy", "end_greedy", "decay_step_greedy",
             "parallels", "vectorize", "threads", "running_steps", "seed")
     return dict(

@@ -51,6 +51,7 @@ def test_int_is_accepted_where_a_float_is_expected():
     ({"parallels": 2.5}, r"'parallels' = 2.5 .*must be an integer"),
     ({"double_q": "yes"}, r"'double_q' = 'yes' .*must be true/false"),
     ({"batch_size": True}, r"'batch_size' = True .*must be an integer"),
+    ({"weighting": 3}, r"'weighting' = 3 .*must be a string"),  # names: test_weightings.py
     ({"mixer": "qmix"}, r"'mixer' = 'qmix' .*must be one of 'VDN', 'QMIX'.*Did you mean 'QMIX'"),
     ({"env_kwargs": [1]}, r"'env_kwargs' = \[1\] .*must be a mapping"),
     ({"fc_hidden_sizes": [64, -1]}, r"'fc_hidden_sizes' .*non-empty list of positive integers"),
@@ -180,6 +181,7 @@ def test_overrides_apply_to_one_method_on_one_env_only(tmp_path, monkeypatch):
     ("qmix", "alpha", 0.5), ("vdn", "weighting", "cw"), ("iql", "hidden_dim_ff_mix_net", 128),
     ("wqmix", "double_q", False), ("cw_qmix", "double_q", False),
     ("vdn", "hypernet_layers", 1), ("iql", "hidden_dim_mixing_net", 16),
+    ("qmix", "hidden_dim_star_agent", 32),
 ])
 def test_a_changed_key_the_method_never_reads_is_an_error(method, key, value):
     with pytest.raises(ConfigError, match=rf"'{key}' = .*\(from override\) has no effect for "

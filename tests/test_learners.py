@@ -9,15 +9,38 @@ import torch
 import xwq
 from xwq.agents.buffer import BufferTooLargeError, EpisodeBuffer
 from xwq.environment.interfaces import EnvSpec
-from xwq.learners import NonFiniteLossError, QMIXLearner, WQMIXLearner, cw_weights, ow_weights
+from xwq.learners import (
+    NonFiniteLossError,
+    QMIXLearner,
+    WeightingContext,
+    WQMIXLearner,
+    cw_weights,
+    ow_weights,
+)
 from xwq.policies import MixingQNetwork, WeightedMixingQNetwork
 
 SPEC = EnvSpec(agents=("a", "b"), obs_dim=3, state_dim=4, n_actions=3, max_episode_steps=4)
 
 
+def _context(alpha, td_error=None, targets=None, actions=None, greedy_actions=None,
+             q_star_at_greedy=None):
+    """A WeightingContext with the fields a test gives; the rest zeros (unused by that rule)."""
+    steps = (td_error if td_error is not None else targets).shape
+    zeros, no_actions = torch.zeros(steps), torch.zeros(*steps, 1, dtype=torch.long)
+
+    def given(value, default):
+        return default if value is None else value
+
+    return WeightingContext(
+        td_error=given(td_error, zeros), targets=given(targets, zeros),
+        actions=given(actions, no_actions), greedy_actions=given(greedy_actions, no_actions),
+        q_star_at_greedy=given(q_star_at_greedy, zeros), alpha=alpha,
+        mask=torch.ones(steps, dtype=torch.bool))
+
+
 def test_ow_weights():
     td = torch.tensor([-2.0, -1e-6, 0.0, 3.0])
-    np.testing.assert_allclose(ow_weights(td, 0.1), [1.0, 1.0, 0.1, 0.1])
+    np.testing.assert_allclose(ow_weights(_context(0.1, td_error=td)), [1.0, 1.0, 0.1, 0.1])
 
 
 def test_cw_weights_full_when_every_agent_is_greedy_only():
@@ -25,8 +48,9 @@ def test_cw_weights_full_when_every_agent_is_greedy_only():
     greedy = torch.tensor([[[0, 1], [0, 2], [0, 2]]])
     targets = torch.zeros(1, 3)
     q_star = torch.ones(1, 3)  # target below Q̂*(s, û): second condition false
-    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.3),
-                               [[1.0, 0.3, 0.3]])
+    context = _context(0.3, targets=targets, actions=actions, greedy_actions=greedy,
+                       q_star_at_greedy=q_star)
+    np.testing.assert_allclose(cw_weights(context), [[1.0, 0.3, 0.3]])
 
 
 def test_cw_weights_full_when_target_beats_q_star_at_greedy_action():
@@ -34,8 +58,9 @@ def test_cw_weights_full_when_target_beats_q_star_at_greedy_action():
     greedy = torch.zeros(1, 3, 2, dtype=torch.long)  # never greedy
     targets = torch.tensor([[1.0, 0.5, 2.0]])
     q_star = torch.tensor([[0.5, 0.5, 2.5]])  # strictly greater only in the first step
-    np.testing.assert_allclose(cw_weights(actions, greedy, targets, q_star, 0.1),
-                               [[1.0, 0.1, 0.1]])
+    context = _context(0.1, targets=targets, actions=actions, greedy_actions=greedy,
+                       q_star_at_greedy=q_star)
+    np.testing.assert_allclose(cw_weights(context), [[1.0, 0.1, 0.1]])
 
 
 def _batch(B=5, T=4, seed=0):
@@ -178,6 +203,87 @@ def test_non_finite_loss_stops_with_the_update_number():
     batch["reward"][1, 1] = float("nan")
     with pytest.raises(NonFiniteLossError, match="at update 1"):
         learner.update(batch)
+
+
+@pytest.mark.parametrize("method", ["iql", "qmix", "cw_qmix"])
+def test_loss_is_apart_from_the_step_and_is_what_update_minimises(method):
+    learner = _learner(method)
+    batch = _batch()
+    before = copy.deepcopy(learner.policy.state_dict())
+    loss, stats = learner.loss(batch)
+    assert loss.requires_grad and all(not v.requires_grad and v.dim() == 0
+                                      for v in stats.values())
+    assert learner.updates == 0 and not learner.optimizer.state  # nothing stepped
+    assert all(torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
+    reported = learner.update(batch)
+    assert reported["loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert set(reported) == set(stats) | {"grad_norm"}
+    assert learner.updates == 1
+
+
+def _unchanged(learner, before):
+    return all(torch.equal(before[k], v) for k, v in learner.policy.state_dict().items())
+
+
+@pytest.mark.parametrize("use_grad_clip", [True, False])
+def test_nan_loss_stops_before_the_step(use_grad_clip):
+    learner = _learner("ow_qmix", use_grad_clip=use_grad_clip)
+    batch = _batch()
+    batch["reward"][1, 1] = float("nan")
+    before = copy.deepcopy(learner.policy.state_dict())
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at update 1; lower "
+                                                 "learning_rate"):
+        learner.update(batch)
+    assert _unchanged(learner, before) and learner.updates == 0 and not learner.optimizer.state
+
+
+@pytest.mark.parametrize("use_grad_clip", [True, False])
+@pytest.mark.parametrize("method", ["qmix", "cw_qmix"])
+def test_finite_loss_with_an_infinite_gradient_stops_before_the_step(method, use_grad_clip):
+    learner = _learner(method, use_grad_clip=use_grad_clip)
+    learner.update(_batch(seed=1))  # one good update first: the error names the second
+    before = copy.deepcopy(learner.policy.state_dict())
+    optimizer_state = copy.deepcopy(learner.optimizer.state_dict())
+    weight = learner.policy.agent.head.weight
+    handle = weight.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    pattern = (r"non-finite gradient norm inf at update 2 \(the loss, [-+0-9.e]+, was "
+               r"finite\); lower learning_rate, or check the env's observations, state and "
+               r"rewards for huge values")
+    with pytest.raises(NonFiniteLossError, match=pattern):
+        learner.update(_batch())
+    handle.remove()
+    assert _unchanged(learner, before) and learner.updates == 1
+    assert str(learner.optimizer.state_dict()) == str(optimizer_state)
+
+
+@pytest.mark.parametrize("method", ["qmix", "ow_qmix"])
+def test_huge_state_values_overflow_the_gradient_before_the_loss(method):
+    """A hand-made batch whose state is 1e7: the hypernetworks' Q_tot (~ state²) keeps the loss
+    finite in float32, but its gradient overflows."""
+    learner = _learner(method, use_grad_clip=False)
+    batch = _batch()
+    batch["state"][:] = 1e7
+    before = copy.deepcopy(learner.policy.state_dict())
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient norm inf at update 1 "
+                                                 r"\(the loss, [0-9.e+]+, was finite\)"):
+        learner.update(batch)
+    assert _unchanged(learner, before) and learner.updates == 0
+
+
+def test_gradient_norm_is_reported_whether_or_not_it_is_clipped():
+    clipped, unclipped = (_learner("qmix", use_grad_clip=flag, grad_clip_norm=1e-3)
+                          for flag in (True, False))
+    batch = _batch()
+    norms = [learner.update(batch)["grad_norm"] for learner in (clipped, unclipped)]
+    assert norms[0] == pytest.approx(norms[1]) and norms[0] > 1e-3  # the norm before clipping
+    grads = {learner: [p.grad for p in learner.params if p.grad is not None]
+             for learner in (clipped, unclipped)}
+    total = torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in grads[unclipped]]))
+    assert total.item() == pytest.approx(norms[1], rel=1e-5)  # left as they were
+    clipped_total = torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in grads[clipped]]))
+    assert clipped_total.item() == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_wqmix_learner_refuses_a_policy_without_q_star():

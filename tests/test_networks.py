@@ -1,5 +1,7 @@
 """Mixers, agent bodies and the policies: shapes, monotonicity, masks."""
 
+import doctest
+
 import numpy as np
 import pytest
 import torch
@@ -9,12 +11,14 @@ from xwq.environment.interfaces import EnvSpec
 from xwq.policies import (
     EpsilonSchedule,
     FeedForwardMixer,
+    Mixer,
     MixingQNetwork,
     QMixer,
     VDNMixer,
     WeightedMixingQNetwork,
     epsilon_greedy,
     masked_argmax,
+    mixers,
 )
 from xwq.representations import Basic_MLP, Basic_RNN
 
@@ -32,10 +36,36 @@ def test_mixer_shapes_over_any_leading_dims(mixer_class):
 @pytest.mark.parametrize("mixer_class", [VDNMixer, QMixer, FeedForwardMixer])
 def test_mixer_rejects_malformed_input(mixer_class):
     mixer = mixer_class(n_agents=3, state_dim=10)
+    assert isinstance(mixer, Mixer)
     with pytest.raises(ValueError, match=r"expects agent_qs \[\*B, 3\]"):
         mixer(torch.randn(4, 2), torch.randn(4, 10))
     with pytest.raises(ValueError, match="disagree on the leading"):
         mixer(torch.randn(4, 3), torch.randn(5, 10))
+
+
+@pytest.mark.parametrize("mixer_class", [VDNMixer, QMixer, FeedForwardMixer])
+@pytest.mark.parametrize("agent_qs, state, message", [
+    ((4, 4), (4, 10), r"expects agent_qs \[\*B, 3\] and state \[\*B, 10\], got \(4, 4\)"),
+    ((4, 3), (4, 9), r"and state \[\*B, 10\], got \(4, 3\) and \(4, 9\)"),
+    ((), (10,), r"got \(\) and \(10,\)"),
+    ((4, 3), (10,), r"agent_qs \(4, 3\) and state \(10,\) disagree on the leading"),
+    ((2, 5, 3), (5, 2, 10), r"\(2, 5, 3\) and state \(5, 2, 10\) disagree on the leading"),
+    ((2, 5, 3), (2, 10), "disagree on the leading"),
+])
+def test_each_mixer_names_the_expected_shapes_of_malformed_input(mixer_class, agent_qs, state,
+                                                                 message):
+    mixer = mixer_class(n_agents=3, state_dim=10)
+    with pytest.raises(ValueError, match=message) as error:
+        mixer(torch.randn(agent_qs), torch.randn(state))
+    if "expects" in message:
+        assert str(error.value).startswith(mixer_class.__name__)
+
+
+def test_mixer_is_abstract_and_its_docstring_example_runs():
+    with pytest.raises(TypeError, match="abstract"):
+        Mixer(n_agents=3, state_dim=10)
+    results = doctest.testmod(mixers, raise_on_error=False)
+    assert results.attempted >= 3 and results.failed == 0
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -103,6 +133,36 @@ def test_weighted_policy_has_its_own_q_star_networks():
     own = {id(p) for p in policy.agent.parameters()}
     assert not own & {id(p) for p in policy.star_agent.parameters()}
     assert MixingQNetwork(_config(mixer=None), SPEC).mixer is None
+
+
+def _widths(module):
+    return [tuple(p.shape) for p in module.parameters()]
+
+
+@pytest.mark.parametrize("representation", ["Basic_RNN", "Basic_MLP"])
+def test_q_star_widths_are_their_own_keys_defaulting_to_the_paper(representation):
+    config = _config(representation=representation, fc_hidden_sizes=[32, 16],
+                     recurrent_hidden_size=48)
+    assert (config.hidden_dim_star_agent, config.hidden_dim_ff_mix_net) == (64, 256)
+    policy = WeightedMixingQNetwork(config, SPEC)
+    star = policy.star_agent
+    assert [layer.out_features for layer in star.body.net if hasattr(layer, "out_features")] \
+        == [64, 64]  # the QMIX agent's depth, Q̂*'s own width
+    assert star.body.output_dim == 64 and star.head.in_features == 64
+    assert policy.agent.body.output_dim == (48 if representation == "Basic_RNN" else 16)
+    assert policy.star_mixer.net[0].out_features == 256
+
+    narrow = WeightedMixingQNetwork(_config(representation=representation,
+                                            hidden_dim_star_agent=8,
+                                            hidden_dim_ff_mix_net=16), SPEC)
+    assert narrow.star_agent.body.output_dim == 8 and narrow.star_mixer.net[0].out_features == 16
+    assert _widths(narrow.agent) == _widths(WeightedMixingQNetwork(
+        _config(representation=representation), SPEC).agent)  # QMIX's own agent unchanged
+
+
+def test_q_star_width_keys_are_validated():
+    with pytest.raises(xwq.ConfigError, match="hidden_dim_star_agent"):
+        _config(hidden_dim_star_agent=0)
 
 
 def test_masked_argmax_never_picks_unavailable_actions():

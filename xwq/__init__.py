@@ -41,6 +41,7 @@ _LAZY = {
     "REGISTRY_NATIVE_ENV": "xwq.registry",
     "REGISTRY_POLICY": "xwq.registry",
     "REGISTRY_REPRESENTATION": "xwq.registry",
+    "REGISTRY_WEIGHTING": "xwq.registry",
     "Runner": "xwq.runners",
     "Experiment": "xwq.runners",
     "RunSpec": "xwq.runners",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # what a type checker and an IDE see
         REGISTRY_NATIVE_ENV,
         REGISTRY_POLICY,
         REGISTRY_REPRESENTATION,
+        REGISTRY_WEIGHTING,
         Registry,
     )
     from xwq.runners import Experiment, Runner, RunSpec, Sweep, grid
@@ -88,7 +90,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "REGISTRY_AGENT", "REGISTRY_ENV", "REGISTRY_LEARNER", "REGISTRY_NATIVE_ENV",
-    "REGISTRY_POLICY", "REGISTRY_REPRESENTATION", "CheckpointError", "Config", "ConfigError",
+    "REGISTRY_POLICY", "REGISTRY_REPRESENTATION", "REGISTRY_WEIGHTING", "CheckpointError",
+    "Config", "ConfigError",
     "EnvMismatchError", "Experiment", "MissingFileError", "MultiAgentEnv", "PettingZooEnv",
     "Registry", "RunSpec", "Runner", "Sweep", "UnknownNameError", "UsageError", "XwqError",
     "__version__", "check_env", "get_configs", "get_runner", "grid", "make_envs", "register_env",

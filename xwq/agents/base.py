@@ -190,7 +190,7 @@ class MARLAgents:
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0
             batch = self.buffer.sample(config.batch_size, self.rng, self.device)
-            for key, value in self.learner.update(batch).items():
+            for key, value in self.learner.update(batch, episodes=self.episodes).items():
                 collected.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in collected.items()}
 

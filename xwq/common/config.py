@@ -84,7 +84,8 @@ RULES: dict[str, Rule] = {
     "hidden_dim_hyper_net": Rule(low=1),
     "hypernet_layers": Rule(choices=(1, 2)),
     "hidden_dim_ff_mix_net": Rule(low=1),
-    "weighting": Rule(choices=("ow", "cw")),
+    "hidden_dim_star_agent": Rule(low=1),
+    "weighting": Rule(type=str),
     "alpha": Rule(low=0, high=1, low_open=True),
     "learning_rate": Rule(low=0, low_open=True),
     "optimizer": Rule(choices=("rmsprop", "adam")),
@@ -93,6 +94,7 @@ RULES: dict[str, Rule] = {
     "gamma": Rule(low=0, high=1),
     "grad_clip_norm": Rule(low=0, low_open=True),
     "sync_frequency": Rule(low=1),
+    "sync_unit": Rule(choices=("episodes", "updates")),
     "buffer_size": Rule(low=1),
     "batch_size": Rule(low=1),
     "buffer_memory_budget_mb": Rule(low=0, low_open=True),
@@ -206,7 +208,8 @@ def _check_consistency(config: dict, origins: dict) -> None:
         )
 
 
-#: keys that only some methods read: key -> (what must hold, in words; test on the config)
+#: keys that only some methods read (by their learner, policy or mixer): key -> (who reads it,
+#: in words; the test on the resolved config)
 USED_ONLY_BY: dict[str, tuple[str, Any]] = {
     "weighting": ("Weighted QMIX (learner: WQMIX_Learner)",
                   lambda c: c["learner"] == "WQMIX_Learner"),
@@ -214,16 +217,13 @@ USED_ONLY_BY: dict[str, tuple[str, Any]] = {
               lambda c: c["learner"] == "WQMIX_Learner"),
     "hidden_dim_ff_mix_net": ("Weighted QMIX (policy: Weighted_Mixing_Q_network)",
                               lambda c: c["policy"] == "Weighted_Mixing_Q_network"),
+    "hidden_dim_star_agent": ("Weighted QMIX (policy: Weighted_Mixing_Q_network)",
+                              lambda c: c["policy"] == "Weighted_Mixing_Q_network"),
     "double_q": ("QMIX_Learner (Weighted QMIX always takes the next actions from the online "
                  "QMIX agents)", lambda c: c["learner"] == "QMIX_Learner"),
     "hidden_dim_mixing_net": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
     "hidden_dim_hyper_net": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
     "hypernet_layers": ("the QMIX mixer (mixer: QMIX)", lambda c: c["mixer"] == "QMIX"),
-    "recurrent_hidden_size": ("recurrent agents (representation: Basic_RNN)",
-                              lambda c: c["representation"] == "Basic_RNN"),
-    "rmsprop_alpha": ("optimizer: rmsprop", lambda c: c["optimizer"] == "rmsprop"),
-    "rmsprop_eps": ("optimizer: rmsprop", lambda c: c["optimizer"] == "rmsprop"),
-    "grad_clip_norm": ("use_grad_clip: true", lambda c: c["use_grad_clip"]),
 }
 
 

@@ -5,8 +5,12 @@ One update on a batch of whole episodes, hidden states from zero (Rashid et al.,
 1. unroll the agent network over t = 0..T, take Q_i(τ_t, u_t) and mix: Q_tot(s_t, u_t);
 2. next actions ũ' = argmax of the *online* agent Qs at t+1 over available actions (double Q),
    evaluated by the *target* networks: y = r + γ (1 − terminated) Q_tot^target(s_{t+1}, ũ');
-3. loss = Σ mask·(Q_tot − y)² / Σ mask; RMSprop step with the gradient norm clipped;
-4. target networks hard-copied every ``sync_frequency`` updates.
+3. loss = Σ mask·(Q_tot − y)² / Σ mask — steps 1–3 are :meth:`QMIXLearner.loss`;
+4. RMSprop step with the gradient norm clipped, after checking that the loss and the gradient
+   norm are finite;
+5. target networks hard-copied every ``sync_frequency`` episodes collected (``sync_unit:
+   episodes``, the authors' schedule) or updates (``sync_unit: updates``).
+   Steps 4–5 are :meth:`QMIXLearner.update`.
 
 Subclasses change the target (:meth:`compute_targets`) and the loss (:meth:`compute_loss`);
 the unroll, masking, optimiser, clipping and target copies stay here.
@@ -70,6 +74,8 @@ class QMIXLearner:
             for name in self.target_modules if getattr(policy, name) is not None})
         self.targets.requires_grad_(False)
         self.updates = 0
+        #: ``count // sync_frequency`` at the last target copy (count: episodes or updates)
+        self.synced_period = 0
 
     def sync_targets(self) -> None:
         for name, target in self.targets.items():
@@ -109,8 +115,9 @@ class QMIXLearner:
             reward, not_done = reward.unsqueeze(-1), not_done.unsqueeze(-1)
         return reward + self.gamma * not_done * next_value
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on a batch of episodes (see the module docstring).
+    def loss(self, batch: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Steps 1–3 on a batch of episodes: the loss to minimise and detached 0-dim statistics.
 
         ``batch``: obs ``[B, T+1, n, o]``, state ``[B, T+1, S]``, avail ``[B, T+1, n, A]``,
         actions ``[B, T, n]`` int64, reward/terminated/filled ``[B, T]``.
@@ -124,30 +131,68 @@ class QMIXLearner:
         with torch.no_grad():
             greedy = masked_argmax(q_all, batch["avail"])  # ũ at every step, [B, T+1, n]
             targets, aux = self.compute_targets(batch, inputs, greedy)
-        loss, tensors = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
-        tensors["q_tot"] = masked_mean(q_tot.detach(), batch["filled"])
-        tensors["target"] = masked_mean(targets, batch["filled"])
-        # one device-to-host copy for every statistic (a sync per .item() is slow on a GPU)
-        stats = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))
-        if not math.isfinite(stats["loss"]):
-            raise NonFiniteLossError(
-                f"non-finite loss {stats['loss']} at update {self.updates + 1}; lower "
-                "learning_rate or check the env's rewards")
+        loss, stats = self.compute_loss(batch, inputs, q_all, q_tot, targets, aux)
+        stats["q_tot"] = masked_mean(q_tot.detach(), batch["filled"])
+        stats["target"] = masked_mean(targets, batch["filled"])
+        return loss, stats
+
+    def update(self, batch: dict[str, torch.Tensor], episodes: int | None = None
+               ) -> dict[str, float]:
+        """One gradient step: :meth:`loss`, backward, the gradient norm clipped, the optimiser
+        step, then the target copy when it is due (:meth:`maybe_sync`).
+
+        Args:
+            batch: as :meth:`loss` takes it.
+            episodes: episodes collected so far, what ``sync_unit: episodes`` counts. A learner
+                driven without it (a benchmark, a test) counts one episode per update.
+
+        Raises:
+            NonFiniteLossError: the loss or the gradient norm is NaN or infinite; the
+                networks and the optimiser are left as they were.
+        """
+        loss, tensors = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.use_grad_clip:
-            grad_norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_clip_norm,
-                                                   foreach=True)
-            stats["grad_norm"] = float(grad_norm)
+        # the norm is checked even when not clipping: max_norm=inf leaves the gradients as they are
+        max_norm = self.config.grad_clip_norm if self.config.use_grad_clip else math.inf
+        tensors["grad_norm"] = nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
+        # one device-to-host copy for every statistic (a sync per .item() is slow on a GPU)
+        stats = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))
+        self._check_finite(stats)
         self.optimizer.step()
         self.updates += 1
-        if self.updates % self.config.sync_frequency == 0:
-            self.sync_targets()
+        self.maybe_sync(episodes)
         return stats
+
+    def _check_finite(self, stats: dict[str, float]) -> None:
+        update = self.updates + 1
+        if not math.isfinite(stats["loss"]):
+            raise NonFiniteLossError(
+                f"non-finite loss {stats['loss']} at update {update}; lower learning_rate or "
+                "check the env's rewards")
+        if not math.isfinite(stats["grad_norm"]):
+            raise NonFiniteLossError(
+                f"non-finite gradient norm {stats['grad_norm']} at update {update} (the loss, "
+                f"{stats['loss']:.6g}, was finite); lower learning_rate, or check the env's "
+                "observations, state and rewards for huge values")
+
+    def maybe_sync(self, episodes: int | None = None) -> bool:
+        """Copy the online networks into the targets when ``count // sync_frequency`` has grown
+        since the last copy; ``count`` is ``episodes`` (``sync_unit: episodes``) or this
+        learner's number of updates (``sync_unit: updates``, or ``episodes`` not given).
+        Returns whether it copied."""
+        by_updates = self.config.sync_unit == "updates" or episodes is None
+        count = self.updates if by_updates else episodes
+        period = count // self.config.sync_frequency
+        if period <= self.synced_period:
+            return False
+        self.sync_targets()
+        self.synced_period = period
+        return True
 
     def state_dict(self) -> dict:
         return {"targets": self.targets.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "updates": self.updates}
+                "updates": self.updates, "synced_period": self.synced_period}
 
     def load_state_dict(self, state: dict) -> None:
         self.targets.load_state_dict(state["targets"])
@@ -155,3 +200,6 @@ class QMIXLearner:
         for group in self.optimizer.param_groups:  # checkpoints older than foreach=True
             group["foreach"] = True
         self.updates = state["updates"]
+        # checkpoints from before sync_unit counted updates
+        self.synced_period = state.get("synced_period",
+                                       self.updates // self.config.sync_frequency)

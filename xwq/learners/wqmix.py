@@ -8,10 +8,11 @@ Read beside the paper (Algorithm 1, §4–5) and the authors' ``max_q_learner.py
 3. QMIX loss = Σ w·mask·(Q_tot(s,u) − y)² / Σ mask, w detached — :meth:`compute_loss`
 4. Q̂* loss  = Σ mask·(Q̂*(s,u) − y)² / Σ mask, on the taken actions u, unweighted
 5. loss = QMIX loss + Q̂* loss, one optimiser; targets (Q̂*'s agent and mixer) copied every
-   ``sync_frequency`` updates; inherited.
-6. weights (α = ``alpha``), :meth:`weights`: OW w = 1 if Q_tot − y < 0 else α; CW w = 1 if u
-   is the QMIX-greedy joint action at s for every agent, or y > Q̂*_target(s, û) with û that
-   greedy action; else α.
+   ``sync_frequency`` episodes (or updates, ``sync_unit``); inherited.
+6. weights (α = ``alpha``) from the function the config key ``weighting`` names in
+   :data:`xwq.REGISTRY_WEIGHTING` (:mod:`xwq.learners.weightings`): OW w = 1 if Q_tot − y < 0
+   else α; CW w = 1 if u is the QMIX-greedy joint action at s for every agent, or
+   y > Q̂*_target(s, û) with û that greedy action; else α.
 
 QMIX's own target networks are not used by WQMIX (its target comes from Q̂*), so none are kept.
 ``double_q`` does not apply: ũ' always comes from the online QMIX agent, as in the paper.
@@ -23,30 +24,16 @@ from typing import Any
 
 import torch
 
+from xwq.errors import UsageError
 from xwq.learners.qmix import QMIXLearner, gather_actions, masked_mean
-from xwq.registry import REGISTRY_LEARNER
-
-
-def ow_weights(td_error: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Optimistic weighting: 1 where Q_tot underestimates the target (td < 0), else α."""
-    return torch.where(td_error < 0, torch.ones_like(td_error), torch.full_like(td_error, alpha))
-
-
-def cw_weights(actions: torch.Tensor, greedy_actions: torch.Tensor, targets: torch.Tensor,
-               q_star_at_greedy: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Central weighting: 1 where the taken joint action is the QMIX-greedy one (all agents)
-    or the target beats Q̂* at that greedy action, else α.
-
-    Shapes: actions/greedy_actions ``[B, T, n]``; targets/q_star_at_greedy ``[B, T]``.
-    """
-    is_greedy = (actions == greedy_actions).all(dim=-1)
-    full = is_greedy | (targets > q_star_at_greedy)
-    return torch.where(full, torch.ones_like(targets), torch.full_like(targets, alpha))
+from xwq.learners.weightings import WeightingContext
+from xwq.registry import REGISTRY_LEARNER, REGISTRY_WEIGHTING, require_choice
 
 
 @REGISTRY_LEARNER.register("WQMIX_Learner")
 class WQMIXLearner(QMIXLearner):
-    """CW-QMIX or OW-QMIX (``weighting: cw|ow``) for a :class:`WeightedMixingQNetwork`."""
+    """Weighted QMIX for a :class:`WeightedMixingQNetwork`: CW-QMIX or OW-QMIX (``weighting:
+    cw|ow``), or any weighting registered in :data:`xwq.REGISTRY_WEIGHTING`."""
 
     target_modules = ("star_agent", "star_mixer")
 
@@ -56,7 +43,10 @@ class WQMIXLearner(QMIXLearner):
                              "mixer (QMIX); check the 'policy' and 'mixer' config keys")
         super().__init__(config, policy)
         self.alpha = config.alpha
-        self.weighting = config.weighting
+        require_choice("weighting", config.weighting, list(REGISTRY_WEIGHTING),
+                       where=" (config key 'weighting')",
+                       hint="Register your own with @xwq.REGISTRY_WEIGHTING.register(name).")
+        self.weighting = REGISTRY_WEIGHTING[config.weighting]
 
     def compute_targets(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
                         greedy: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -71,12 +61,16 @@ class WQMIXLearner(QMIXLearner):
         aux = {"greedy": greedy[:, :-1], "q_star_at_greedy": q_star_at_greedy[:, :-1]}
         return self._bellman(batch, q_star_at_greedy[:, 1:]), aux
 
-    def weights(self, batch: dict[str, torch.Tensor], td_error: torch.Tensor,
-                targets: torch.Tensor, aux: dict) -> torch.Tensor:
-        if self.weighting == "ow":
-            return ow_weights(td_error, self.alpha)
-        return cw_weights(batch["actions"], aux["greedy"], targets, aux["q_star_at_greedy"],
-                          self.alpha)
+    def weights(self, context: WeightingContext) -> torch.Tensor:
+        """The configured weighting's ``[B, T]`` weights (checked: it may be a user's)."""
+        weights = self.weighting(context)
+        expected = context.td_error.shape
+        if not isinstance(weights, torch.Tensor) or weights.shape != expected:
+            got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+            raise UsageError(
+                f"weighting '{self.config.weighting}' returned {got}; a weighting must return "
+                f"a tensor with one weight per step, [B, T] = {tuple(expected)}")
+        return weights.to(context.td_error.dtype)
 
     def compute_loss(self, batch: dict[str, torch.Tensor], inputs: torch.Tensor,
                      q_all: torch.Tensor, q_tot: torch.Tensor, targets: torch.Tensor,
@@ -87,7 +81,10 @@ class WQMIXLearner(QMIXLearner):
                                    batch["state"][:, :-1])
         td_error = q_tot - targets
         with torch.no_grad():
-            weights = self.weights(batch, td_error.detach(), targets, aux)
+            weights = self.weights(WeightingContext(
+                td_error=td_error.detach(), targets=targets, actions=batch["actions"],
+                greedy_actions=aux["greedy"], q_star_at_greedy=aux["q_star_at_greedy"],
+                alpha=self.alpha, mask=mask))
         qmix_loss = masked_mean(weights * td_error.pow(2), mask)
         star_loss = masked_mean((q_star - targets).pow(2), mask)
         loss = qmix_loss + star_loss

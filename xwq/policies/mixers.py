@@ -1,42 +1,65 @@
 """Mixers: combine per-agent Q values into a joint Q_tot, conditioned on the state.
 
-Every mixer maps ``agent_qs [*B, n_agents]`` and ``state [*B, state_dim]`` to ``q_tot [*B]``,
-where ``*B`` is any number of leading dimensions (batch, time).
-
->>> mixer = QMixer(n_agents=3, state_dim=10)
->>> mixer(torch.zeros(32, 25, 3), torch.zeros(32, 25, 10)).shape
-torch.Size([32, 25])
+Every mixer is a :class:`Mixer`: ``agent_qs [*B, n_agents]`` and ``state [*B, state_dim]`` ->
+``q_tot [*B]``, where ``*B`` is any number of leading dimensions (batch, time).
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
 
 
-def _check(agent_qs: torch.Tensor, state: torch.Tensor, n_agents: int, state_dim: int) -> None:
-    if agent_qs.shape[-1] != n_agents or state.shape[-1] != state_dim:
-        raise ValueError(
-            f"mixer expects agent_qs [*B, {n_agents}] and state [*B, {state_dim}], got "
-            f"{tuple(agent_qs.shape)} and {tuple(state.shape)}")
-    if agent_qs.shape[:-1] != state.shape[:-1]:
-        raise ValueError(f"agent_qs {tuple(agent_qs.shape)} and state {tuple(state.shape)} "
-                         "disagree on the leading (batch, time) dimensions")
+class Mixer(nn.Module, ABC):
+    """Base of every mixer: checks the shapes once, then calls :meth:`mix`.
 
+    Shape contract: ``agent_qs [*B, n_agents]``, ``state [*B, state_dim]`` -> ``q_tot [*B]``;
+    both inputs share the leading dimensions ``*B`` (any number of them, e.g. batch and time).
+    A malformed input raises ``ValueError`` saying which shapes were expected. A subclass
+    implements :meth:`mix` on inputs that already passed the check.
 
-class VDNMixer(nn.Module):
-    """Q_tot = Σ_i Q_i (Sunehag et al., 2018). No parameters; the state is ignored."""
+    >>> mixer = QMixer(n_agents=3, state_dim=10)
+    >>> mixer(torch.zeros(32, 25, 3), torch.zeros(32, 25, 10)).shape
+    torch.Size([32, 25])
+    >>> mixer(torch.zeros(32, 2), torch.zeros(32, 10))
+    Traceback (most recent call last):
+    ...
+    ValueError: QMixer expects agent_qs [*B, 3] and state [*B, 10], got (32, 2) and (32, 10)
+    """
 
-    def __init__(self, n_agents: int, state_dim: int, **_: object) -> None:
+    def __init__(self, n_agents: int, state_dim: int) -> None:
         super().__init__()
         self.n_agents, self.state_dim = n_agents, state_dim
 
     def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        _check(agent_qs, state, self.n_agents, self.state_dim)
+        if agent_qs.shape[-1:] != (self.n_agents,) or state.shape[-1:] != (self.state_dim,):
+            raise ValueError(
+                f"{type(self).__name__} expects agent_qs [*B, {self.n_agents}] and state "
+                f"[*B, {self.state_dim}], got {tuple(agent_qs.shape)} and {tuple(state.shape)}")
+        if agent_qs.shape[:-1] != state.shape[:-1]:
+            raise ValueError(f"agent_qs {tuple(agent_qs.shape)} and state {tuple(state.shape)} "
+                             "disagree on the leading (batch, time) dimensions")
+        return self.mix(agent_qs, state)
+
+    @abstractmethod
+    def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``agent_qs [*B, n_agents]``, ``state [*B, state_dim]`` (already checked) ->
+        ``q_tot [*B]``."""
+
+
+class VDNMixer(Mixer):
+    """Q_tot = Σ_i Q_i (Sunehag et al., 2018). No parameters; the state is ignored."""
+
+    def __init__(self, n_agents: int, state_dim: int, **_: object) -> None:
+        super().__init__(n_agents, state_dim)
+
+    def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return agent_qs.sum(dim=-1)
 
 
-class QMixer(nn.Module):
+class QMixer(Mixer):
     """The monotonic QMIX mixer (Rashid et al., 2018).
 
     Hypernetworks of the state give non-negative weights, so ∂Q_tot/∂Q_i ≥ 0:
@@ -46,8 +69,7 @@ class QMixer(nn.Module):
 
     def __init__(self, n_agents: int, state_dim: int, hidden_dim_mixing_net: int = 32,
                  hidden_dim_hyper_net: int = 64, hypernet_layers: int = 2, **_: object) -> None:
-        super().__init__()
-        self.n_agents, self.state_dim = n_agents, state_dim
+        super().__init__(n_agents, state_dim)
         self.embed_dim = embed = hidden_dim_mixing_net
 
         def hyper(out_dim: int) -> nn.Module:
@@ -61,8 +83,7 @@ class QMixer(nn.Module):
         self.hyper_w2 = hyper(embed)
         self.value = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
 
-    def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        _check(agent_qs, state, self.n_agents, self.state_dim)
+    def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         lead = agent_qs.shape[:-1]
         qs = agent_qs.reshape(-1, self.n_agents, 1)
         s = state.reshape(-1, self.state_dim)
@@ -74,7 +95,7 @@ class QMixer(nn.Module):
         return q_tot.view(lead)
 
 
-class FeedForwardMixer(nn.Module):
+class FeedForwardMixer(Mixer):
     """The unrestricted mixer of Q̂* in Weighted QMIX: not monotonic in the agents' Qs.
 
     ``Q̂*(s, u) = MLP([q_1 … q_n, s]) + V(s)`` with three ReLU layers of width
@@ -83,8 +104,7 @@ class FeedForwardMixer(nn.Module):
 
     def __init__(self, n_agents: int, state_dim: int, hidden_dim_ff_mix_net: int = 256,
                  **_: object) -> None:
-        super().__init__()
-        self.n_agents, self.state_dim = n_agents, state_dim
+        super().__init__(n_agents, state_dim)
         width = hidden_dim_ff_mix_net
         self.net = nn.Sequential(
             nn.Linear(n_agents + state_dim, width), nn.ReLU(),
@@ -93,8 +113,7 @@ class FeedForwardMixer(nn.Module):
             nn.Linear(width, 1))
         self.value = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU(), nn.Linear(width, 1))
 
-    def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        _check(agent_qs, state, self.n_agents, self.state_dim)
+    def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         joint = torch.cat([agent_qs, state], dim=-1)
         return (self.net(joint) + self.value(state)).squeeze(-1)
 

@@ -21,17 +21,19 @@ from xwq.registry import REGISTRY_POLICY, REGISTRY_REPRESENTATION
 
 
 class AgentNetwork(nn.Module):
-    """Per-agent Q values, parameters shared across agents.
+    """Per-agent Q values, parameters shared across agents: a body of ``representation``
+    (:mod:`xwq.representations`) with the given widths, then a linear head.
 
     ``forward(inputs [B, T, n, input_dim], hidden [B*n, H] or None)
     -> (q [B, T, n, n_actions], hidden)``
     """
 
-    def __init__(self, config: Any, input_dim: int, n_actions: int) -> None:
+    def __init__(self, representation: str, input_dim: int, n_actions: int,
+                 fc_hidden_sizes: list[int], recurrent_hidden_size: int) -> None:
         super().__init__()
-        body = REGISTRY_REPRESENTATION[config.representation]
-        self.body = body(input_dim=input_dim, fc_hidden_sizes=list(config.fc_hidden_sizes),
-                         recurrent_hidden_size=config.recurrent_hidden_size)
+        body = REGISTRY_REPRESENTATION[representation]
+        self.body = body(input_dim=input_dim, fc_hidden_sizes=list(fc_hidden_sizes),
+                         recurrent_hidden_size=recurrent_hidden_size)
         self.head = nn.Linear(self.body.output_dim, n_actions)
 
     def initial_hidden(self, batch: int, device: torch.device) -> torch.Tensor | None:
@@ -60,7 +62,8 @@ class MixingQNetwork(nn.Module):
         self.obs_agent_id = config.obs_agent_id
         self.input_dim = (spec.obs_dim + self.n_actions * self.obs_last_action
                           + self.n_agents * self.obs_agent_id)
-        self.agent = AgentNetwork(config, self.input_dim, self.n_actions)
+        self.agent = AgentNetwork(config.representation, self.input_dim, self.n_actions,
+                                  config.fc_hidden_sizes, config.recurrent_hidden_size)
         mixer_kwargs = dict(n_agents=self.n_agents, state_dim=spec.state_dim,
                             hidden_dim_mixing_net=config.hidden_dim_mixing_net,
                             hidden_dim_hyper_net=config.hidden_dim_hyper_net,
@@ -98,11 +101,16 @@ class MixingQNetwork(nn.Module):
 class WeightedMixingQNetwork(MixingQNetwork):
     """The QMIX policy plus Q̂*: its own agent network and an unrestricted feed-forward mixer.
 
-    Acting is QMIX's (greedy on the QMIX agent network); Q̂* only shapes the learning target.
+    Q̂*'s agent network has the QMIX agent's architecture (``representation``, as many layers)
+    with its own width, ``hidden_dim_star_agent``, for every layer; its mixer's width is
+    ``hidden_dim_ff_mix_net`` (the paper: 64 and 256). Acting is QMIX's (greedy on the QMIX
+    agent network); Q̂* only shapes the learning target.
     """
 
     def __init__(self, config: Any, spec: EnvSpec) -> None:
         super().__init__(config, spec)
-        self.star_agent = AgentNetwork(config, self.input_dim, self.n_actions)
+        width = config.hidden_dim_star_agent
+        self.star_agent = AgentNetwork(config.representation, self.input_dim, self.n_actions,
+                                       [width] * len(config.fc_hidden_sizes), width)
         self.star_mixer = FeedForwardMixer(self.n_agents, spec.state_dim,
                                            hidden_dim_ff_mix_net=config.hidden_dim_ff_mix_net)
