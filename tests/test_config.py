@@ -135,15 +135,22 @@ def test_wqmix_is_an_alias_of_ow_qmix_not_a_copy():
     assert alias == target
 
 
-def test_adding_a_map_is_one_env_file(tmp_path, monkeypatch):
+@pytest.fixture
+def config_copy(tmp_path, monkeypatch):
+    """A copy of the packaged config folder that get_configs reads instead of the real one."""
     root = tmp_path / "configs"
     for path in CONFIG_DIR.rglob("*.yaml"):
         copy = root / path.relative_to(CONFIG_DIR)
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(path.read_text())
-    (root / "envs" / "mpe" / "my_map.yaml").write_text("env_kwargs: {N: 5}\nparallels: 3\n")
     monkeypatch.setattr(config_module, "CONFIG_DIR", root)
     monkeypatch.setattr(config_module, "BASE_FILE", root / "base.yaml")
+    return root
+
+
+def test_adding_a_map_is_one_env_file(config_copy):
+    root = config_copy
+    (root / "envs" / "mpe" / "my_map.yaml").write_text("env_kwargs: {N: 5}\nparallels: 3\n")
     for method in ("qmix", "cw_qmix"):
         config = get_configs(method=method, env="mpe", env_id="my_map")
         assert config.env_kwargs == {"N": 5} and config.parallels == 3
@@ -151,20 +158,14 @@ def test_adding_a_map_is_one_env_file(tmp_path, monkeypatch):
     assert "my_map" in config_module.available_envs()["mpe"]
 
 
-def test_overrides_apply_to_one_method_on_one_env_only(tmp_path, monkeypatch):
-    root = tmp_path / "configs"
-    for path in CONFIG_DIR.rglob("*.yaml"):
-        copy = root / path.relative_to(CONFIG_DIR)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(path.read_text())
+def test_overrides_apply_to_one_method_on_one_env_only(config_copy):
+    root = config_copy
     (root / "overrides" / "ow_qmix" / "mpe").mkdir(parents=True)
     (root / "overrides" / "ow_qmix" / "mpe.yaml").write_text("alpha: 0.5\nbatch_size: 16\n")
     (root / "overrides" / "ow_qmix" / "mpe" / "simple_spread_v3.yaml").write_text(
         "alpha: 0.75\n")
     (root / "overrides" / "wqmix").mkdir()
     (root / "overrides" / "wqmix" / "mpe.yaml").write_text("batch_size: 8\n")
-    monkeypatch.setattr(config_module, "CONFIG_DIR", root)
-    monkeypatch.setattr(config_module, "BASE_FILE", root / "base.yaml")
     spread = get_configs(method="ow_qmix", env="mpe", env_id="simple_spread_v3")
     assert (spread.alpha, spread.batch_size) == (0.75, 16)
     reference = get_configs(method="ow_qmix", env="mpe", env_id="simple_reference_v3")
