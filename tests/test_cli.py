@@ -199,3 +199,67 @@ def test_envs_registered_at_run_time_are_in_help():
 
     xwq.register_env("late_env", lambda env_id, **kw: None)
     assert "late_env" in build_parser().format_help()
+
+
+@pytest.mark.parametrize("setup, expected", [
+    (lambda tmp: (tmp / "a_file").write_text("x") and [f"log_dir={tmp / 'a_file' / 'logs'}"],
+     "Not a directory: "),
+    (lambda tmp: (tmp / "ro").mkdir(mode=0o500) or [f"log_dir={tmp / 'ro' / 'logs'}",
+                                                    f"model_dir={tmp / 'ro' / 'models'}"],
+     "Permission denied: "),
+])
+def test_failed_file_operations_are_one_line_naming_the_path(setup, expected, capsys, tmp_path):
+    import os
+
+    if expected.startswith("Permission") and os.geteuid() == 0:
+        # root writes anywhere: use a path under a read-only file system instead
+        extra = ["log_dir=/proc/xwq-logs", "model_dir=/proc/xwq-models"]
+        expected = "/proc/xwq"
+    else:
+        extra = setup(tmp_path)
+    argv = ["train", *MATRIX, *sets(tmp_path, "running_steps=16", "parallels=8",
+                                    "batch_size=8"), "--set", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xwq train: error: "), err
+    assert expected in lines[0] and "Traceback" not in err
+
+
+def test_a_directory_as_config_is_one_line(capsys, tmp_path):
+    assert main(["train", *MATRIX, "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path) in err and "folder; give a file" in err
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """A ValueError that is not an XwqError is a bug: it is not hidden behind one line."""
+    import xwq.runners.experiment as experiment_module
+
+    def broken(self, resume=None):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(experiment_module.Experiment, "train", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["train", *MATRIX, *sets(tmp_path)])
+
+
+def test_out_of_memory_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
+    import xwq.runners.experiment as experiment_module
+
+    def exhausted(self, resume=None):
+        raise MemoryError
+
+    monkeypatch.setattr(experiment_module.Experiment, "train", exhausted)
+    assert main(["train", *MATRIX, *sets(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory; lower buffer_size" in err
+
+
+def test_set_takes_several_pairs_after_one_flag(tmp_path, capsys):
+    argv = ["train", *MATRIX, "--set", f"log_dir={tmp_path / 'logs'}",
+            f"model_dir={tmp_path / 'models'}", "progress_bar=false", "running_steps=16",
+            "parallels=8", "batch_size=8", "learning_rate=1e-3"]
+    assert main(argv) == 0
+    config = next((tmp_path / "logs").rglob("config.yaml")).read_text()
+    assert "running_steps: 16" in config and "learning_rate: 0.001" in config
