@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="override config keys (several after one --set, or repeated); "
                               "VALUE is YAML, e.g. --set learning_rate=1e-3 "
                               "fc_hidden_sizes=[32,32]")
+        sub.add_argument("--import", dest="imports", action="extend", nargs="+", default=[],
+                         metavar="MODULE",
+                         help="import these modules first (e.g. the module that registers your "
+                              "envs with xwq.register_env); installed packages can declare "
+                              "envs under the 'xwq.envs' entry-point group instead")
         sub.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                          help="run each of these seeds (default: the config's seed)")
         sub.add_argument("--debug", action="store_true",
@@ -164,12 +169,26 @@ def _resume_source(args: argparse.Namespace) -> None:
     args.env_id = args.env_id or saved.get("env_id")
 
 
+def import_modules(names: Sequence[str]) -> None:
+    """``--import MODULE``: import each module (its import registers the user's envs)."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise UsageError(f"--import {name}: cannot import it ({error}); is its folder on "
+                             "PYTHONPATH or the package installed?") from None
+
+
 def _runner(args: argparse.Namespace, overrides: dict, is_test: bool = False) -> Any:
     from xwq.common.config import get_configs
 
     # config errors answer before torch and the components are imported
     get_configs(args.config, args.method, args.env, args.env_id, overrides)
     from xwq.get_runner import get_runner
+
+    import_modules(args.imports)
 
     return get_runner(args.method, args.env, args.env_id, config_path=args.config,
                       is_test=is_test, **overrides)

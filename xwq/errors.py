@@ -33,7 +33,8 @@ class EnvMismatchError(XwqError, ValueError):
 
 
 class CheckpointError(XwqError, ValueError):
-    """A checkpoint or model file that cannot be used: damaged, not xwq's, or from another run."""
+    """A run file that cannot be used (checkpoint, model, log): damaged, holding code, not
+    xwq's, or from another method or env."""
 
 
 class MissingFileError(XwqError, FileNotFoundError):

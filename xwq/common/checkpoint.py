@@ -1,4 +1,12 @@
-"""Atomic, code-free checkpoint files."""
+"""Atomic, code-free checkpoint files.
+
+Files are written to a temporary name and renamed, so a crash or a full disk never leaves a half
+file under the real name, and created with the permissions of any other file the process writes
+(``0666`` less the umask), like the logs beside them. They are read with
+``torch.load(weights_only=True)``: a file that would run code is refused, and a damaged one (a
+copy cut short, random bytes) is reported as damaged — both as a CheckpointError naming the
+file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from typing import Any
 
 import torch
 
-from xwq.errors import MissingFileError
+from xwq.errors import CheckpointError, MissingFileError
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -25,6 +33,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             torch.save(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; match the logs
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -33,8 +42,31 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def safe_load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
-    """Load a file written by :func:`atomic_save` without executing code from it."""
+    """Load a file written by :func:`atomic_save` without executing code from it.
+
+    Raises:
+        MissingFileError: there is no file at ``path``.
+        CheckpointError: the file would run code (refused), or is damaged or not a torch file.
+    """
     if not Path(path).is_file():
         raise MissingFileError(f"no model or checkpoint file at {path}")
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch's UnpicklingError, zip reader errors, EOFError, ...
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        code = next((line for line in lines if "GLOBAL" in line), None)
+        if code is not None:
+            raise CheckpointError(
+                f"refusing to load {path}: it holds code, not plain data ({code}); xwq reads "
+                "models and checkpoints as data only and never runs code from a file") from None
+        raise CheckpointError(
+            f"{path} is damaged or not a model/checkpoint file ({type(error).__name__}: "
+            f"{lines[0][:120] if lines else 'empty file'}); it may have been cut short by a "
+            "crash, a full disk or a copy: use an older checkpoint or retrain") from None

@@ -7,16 +7,32 @@ import json
 import os
 from pathlib import Path
 
+from xwq.errors import CheckpointError
+
 TRAIN_STREAM = "train"  # training scalars, every log_interval env steps
 METRICS_STREAM = "metrics"  # one row per greedy evaluation of benchmark()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The rows of a ``<stream>.jsonl`` file (an absent file has none)."""
+    """The rows of a ``<stream>.jsonl`` file (an absent file has none); a damaged line raises
+    CheckpointError naming the file and the line."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{path}, line {number}: not a JSON row ({error.msg}): "
+                                  f"{line[:60]!r}; repair or delete that line") from None
+        if not isinstance(row, dict):
+            raise CheckpointError(f"{path}, line {number}: expected a JSON object, got "
+                                  f"{type(row).__name__}; repair or delete that line")
+        rows.append(row)
+    return rows
 
 
 class RunLogger:

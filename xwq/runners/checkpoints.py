@@ -66,22 +66,52 @@ def save_checkpoint(payload: dict, run_dir: str | os.PathLike, env_steps: int,
 
 
 def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a file that is not one raises
-    CheckpointError."""
-    try:
-        payload = safe_load(path, device)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch's UnpicklingError and friends: refuse, say why
-        reason = next((line.strip() for line in str(error).splitlines()
-                       if "GLOBAL" in line or "Unsupported" in line), type(error).__name__)
-        raise CheckpointError(
-            f"refusing to load {path}: it is not a plain-data checkpoint ({reason}); xwq loads "
-            "files with torch.load(weights_only=True) and never runs code from them") from error
+    """Read a checkpoint with ``weights_only=True``; a file that is damaged, holds code or is
+    not a training checkpoint raises CheckpointError."""
+    payload = safe_load(path, device)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an xwq training checkpoint (a saved model? resume "
-                         "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
+                              "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
     return payload
+
+
+#: config keys that decide whether a saved policy fits (its networks' shapes and kinds)
+MODEL_KEYS = ("method", "env_name", "env_id", "agent", "policy", "mixer", "representation")
+
+
+def read_model(path: str | os.PathLike, config: Any, device: Any = "cpu") -> dict:
+    """The policy parameters in a saved model (``save_model``) or a training checkpoint
+    (``checkpoints/ckpt_<env_steps>.pth``) and the config they were trained with:
+    ``{"policy": state_dict, "config": dict}``. A file that is neither raises CheckpointError."""
+    payload = safe_load(path, device)
+    state = payload.get("agents") if isinstance(payload, dict) and "format" in payload \
+        else payload
+    if not (isinstance(state, dict) and isinstance(state.get("policy"), dict)
+            and isinstance(state.get("config"), dict)):
+        raise CheckpointError(f"{path} is not an xwq model or checkpoint (no policy parameters "
+                              "and config in it)")
+    return {"policy": state["policy"], "config": state["config"]}
+
+
+def load_policy(policy: Any, saved: dict, config: Any, path: str | os.PathLike) -> None:
+    """Load ``saved`` (from :func:`read_model`) into ``policy``; a model that does not fit is
+    explained by what it was trained with, not by torch's list of missing keys."""
+    trained = saved["config"]
+    wanted = config.to_dict()
+    differences = [f"{key} {trained.get(key)!r} (here {wanted[key]!r})" for key in MODEL_KEYS
+                   if key in trained and trained.get(key) != wanted[key]]
+    try:
+        policy.load_state_dict(saved["policy"])
+    except RuntimeError as error:
+        detail = "; ".join(differences) if differences else str(error).splitlines()[0]
+        raise CheckpointError(
+            f"{path} does not fit this run: the model was trained with method "
+            f"{trained.get('method')!r} on env {trained.get('env_name')!r}/"
+            f"{trained.get('env_id')!r} ({detail}). Test it with the method, env and env_id "
+            "it was trained with (or that run's config.yaml: --config)") from None
+    if differences:
+        logger.warning("%s was trained with %s; loaded into this run all the same", path,
+                       "; ".join(differences))
 
 
 def config_differences(saved: dict, config: Any) -> list[str]:

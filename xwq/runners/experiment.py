@@ -43,6 +43,8 @@ from xwq.runners.checkpoints import (
     check_resumable,
     list_checkpoints,
     load_checkpoint,
+    load_policy,
+    read_model,
     save_checkpoint,
 )
 from xwq.runners.plots import plot_learning_curve
@@ -275,6 +277,8 @@ class Experiment:
             try:
                 if opened.checkpoint is None:
                     state = _RunState(kind, opened.run_dir)
+                elif resume == "auto":
+                    state = self._load_newest_intact(kind, opened.run_dir)
                 else:
                     state = self._load_checkpoint(kind, opened.checkpoint)
                 self.config.dump(state.run_dir / "config.yaml")
@@ -320,6 +324,19 @@ class Experiment:
             return  # the periodic checkpoint of this very step already holds everything
         self._checkpoint(state)
 
+    def _load_newest_intact(self, kind: str, run_dir: Path) -> _RunState:
+        """``resume="auto"``: the newest checkpoint of the run that loads; a damaged one (cut
+        short by a crash or a full disk) is reported and passed over for the one before it."""
+        damaged = []
+        for path in reversed(list_checkpoints(run_dir)):
+            try:
+                return self._load_checkpoint(kind, path)
+            except CheckpointError as error:
+                logger.warning("resume auto: %s; trying the checkpoint before it", error)
+                damaged.append(path.name)
+        raise CheckpointError(f"resume auto: every checkpoint of {run_dir} is damaged "
+                              f"({', '.join(damaged)}); start a new run (no --resume)")
+
     def _load_checkpoint(self, kind: str, path: Path) -> _RunState:
         # on the CPU: RNG states must be CPU tensors and the buffer goes back to numpy;
         # load_state_dict copies networks and optimiser state onto the agents' device
@@ -364,7 +381,9 @@ class Experiment:
         config = self.config
         try:
             path = self.find_model()
-            self.agents.load_model(path)
+            load_policy(self.agents.policy, read_model(path, self.config, self.agents.device),
+                        self.config, path)
+            self.agents.learner.sync_targets()
             frames: list | None = [] if config.render else None
             returns = self.agents.test(self.test_envs, config.test_episode, frames=frames)
             mean = float(np.mean(returns))
