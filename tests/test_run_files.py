@@ -202,3 +202,13 @@ def test_installed_packages_declare_envs_by_entry_point(tmp_path, monkeypatch, r
         assert model.is_file() and "coin_pkg" in sys.modules
     finally:
         xwq.REGISTRY_ENV.pop("coin_ep", None)
+
+
+@pytest.mark.parametrize("env, env_id", [("matrix_game", "nonmonotonic"),
+                                         ("predator_prey", "punishment"),
+                                         ("mpe", "simple_spread_v3")])
+@pytest.mark.parametrize("vectorize", ["auto", "serial"])
+def test_env_kwargs_an_env_does_not_take_are_config_errors(env, env_id, vectorize, run_dirs):
+    with pytest.raises(xwq.ConfigError, match=r"env_kwargs.*punishmnt"):
+        xwq.get_runner("qmix", env, env_id, env_kwargs={"punishmnt": 1}, vectorize=vectorize,
+                       **run_dirs).run()

@@ -9,6 +9,7 @@ serially or in subprocesses (:mod:`xwq.environment.vector`).
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
 from xwq.environment.interfaces import VecEnv
 from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
 from xwq.errors import ConfigError, UsageError
-from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, closest
 
 
 def register_env(name: str, factory: Callable[..., Any]) -> None:
@@ -32,9 +33,30 @@ def register_env(name: str, factory: Callable[..., Any]) -> None:
     REGISTRY_ENV[name] = factory
 
 
+def check_env_kwargs(factory: Callable[..., Any], env_name: str, env_id: str, env_kwargs: dict,
+                     positional: int = 1) -> None:
+    """A ConfigError naming the ``env_kwargs`` keys ``factory`` does not take (and the ones it
+    does), before it is called; factories that take ``**kwargs`` check their own."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: let the call speak
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    named = [p.name for p in parameters[positional:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(env_kwargs) - set(named))
+    if unknown:
+        hint = closest(unknown[0], named)
+        raise ConfigError(
+            f"config key 'env_kwargs': env '{env_name}', env_id '{env_id}' takes no "
+            f"{', '.join(repr(k) for k in unknown)}; it takes {sorted(named)}.{hint}")
+
+
 def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
                      max_episode_steps: int | None) -> ArrayEnv:
     factory = REGISTRY_ENV[name]
+    check_env_kwargs(factory, name, env_id, env_kwargs)
     env = factory(env_id, **env_kwargs)
     return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward)
 
@@ -68,6 +90,8 @@ def make_envs(config: Any, test: bool = False) -> VecEnv:
         kwargs = dict(config.env_kwargs)
         if config.max_episode_steps is not None:
             kwargs["max_episode_steps"] = config.max_episode_steps
+        check_env_kwargs(native, config.env_name, config.env_id,
+                         {**kwargs, "team_reward": config.team_reward}, positional=2)
         return native(config.env_id, num_envs, team_reward=config.team_reward, **kwargs)
     if config.env_name not in REGISTRY_ENV and config.env_name in REGISTRY_NATIVE_ENV:
         raise ConfigError(

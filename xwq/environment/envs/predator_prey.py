@@ -510,7 +510,10 @@ class PredatorPreyParallelEnv(ParallelEnv):
 def make_predator_prey(env_id: str = "punishment", **env_kwargs: Any) -> PredatorPreyParallelEnv:
     """``REGISTRY_ENV["predator_prey"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
-    return PredatorPreyParallelEnv(**env_kwargs)
+    try:
+        return PredatorPreyParallelEnv(**env_kwargs)
+    except TypeError as error:
+        raise ConfigError(f"config key 'env_kwargs': env 'predator_prey': {error}") from None
 
 
 make_predator_prey.check_env_id = _check_env_id  # read by make.check_env_id
