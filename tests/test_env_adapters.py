@@ -170,6 +170,17 @@ def test_check_env_accepts_good_envs(counting_env_class):
     assert xwq.check_env(ToyParallel())["obs_dim"] == 12
 
 
+def test_check_env_takes_the_time_limit_xwq_will_impose(counting_env_class):
+    class NoLimit(counting_env_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.max_episode_steps = None
+
+    with pytest.raises(xwq.EnvMismatchError, match="max_episode_steps"):
+        xwq.check_env(NoLimit())
+    assert xwq.check_env(NoLimit(), max_episode_steps=4)["max_episode_steps"] == 4
+
+
 @pytest.mark.parametrize("breakage, pattern", [
     ("obs_shape", r"agent 'a' observation has shape \(2,\), its observation space says \(3,\)"),
     ("missing_reward", r"rewards is missing agents \['b'\]"),

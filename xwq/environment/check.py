@@ -77,11 +77,14 @@ def _check_masks(env: Any, where: str, problems: list[str], live: list[str]) -> 
                             "give it at least one (e.g. a no-op)")
 
 
-def check_env(env: Any, steps: int = 200, seed: int = 0) -> dict:
+def check_env(env: Any, steps: int = 200, seed: int = 0,
+              max_episode_steps: int | None = None) -> dict:
     """Roll ``env`` (a MultiAgentEnv or PettingZoo ParallelEnv) with random available actions.
 
     Checks the declared spaces against what ``reset``/``step``/``state``/``avail_actions``
     return, for up to ``steps`` steps (several episodes if they are short).
+    ``max_episode_steps`` is the time limit xwq will impose (config key of that name), for an
+    env that declares none.
 
     Returns:
         A summary: the :class:`EnvSpec` as a dict plus the episodes and steps run.
@@ -89,7 +92,7 @@ def check_env(env: Any, steps: int = 200, seed: int = 0) -> dict:
     Raises:
         EnvMismatchError: listing every problem found, each naming the agent and what to fix.
     """
-    env = as_multi_agent_env(env)
+    env = as_multi_agent_env(env, max_episode_steps)
     problems: list[str] = []
     _check_spaces(env, problems)
     if problems:
