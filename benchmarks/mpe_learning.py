@@ -8,8 +8,8 @@ return with a uniformly random policy on the very same test episodes (same seeds
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 
 import xwq
 from xwq.agents.base import TEST_SEED_OFFSET
+from xwq.runners.results import eval_curve, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,15 +48,15 @@ def random_policy_returns(config, episodes: int, rng_seed: int = 0) -> list[floa
 
 
 def summarise(run_dir: Path, config, random_returns: list[float]) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps, returns = eval_curve(run_dir)
     return {
         "method": config.method, "env": config.env_name, "env_id": config.env_id,
         "seed": config.seed, "running_steps": config.running_steps,
-        "curve": [(row["env_step"], row["test_return_mean"]) for row in rows],
-        "final_test_return": rows[-1]["test_return_mean"],
+        "curve": [list(point) for point in zip(steps, returns)],
+        "final_test_return": returns[-1],
         "random_policy_return": float(np.mean(random_returns)),
         "random_policy_episodes": len(random_returns),
-        "untrained_greedy_return": rows[0]["test_return_mean"],
+        "untrained_greedy_return": returns[0],
     }
 
 
@@ -78,12 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
     report = summarise(Path(summary["run_dir"]), config,
                        random_policy_returns(config, 1024))
     report.update(wall_seconds=time.time() - start, command="python benchmarks/mpe_learning.py "
-                  + " ".join(argv if argv is not None else []),
-                  commit=subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
-                                        text=True).stdout.strip())
-    out = args.out or RESULTS / f"{args.method}_{args.env_id}_{args.steps}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+                  + " ".join(sys.argv[1:] if argv is None else argv),
+                  commit=subprocess.run(["git", "rev-parse", "HEAD"], cwd=RESULTS.parent,
+                                        capture_output=True, text=True).stdout.strip())
+    out = write_json(report, args.out or RESULTS / f"{args.method}_{args.env_id}_{args.steps}.json")
     print(f"{args.method} on {args.env_id}, {args.steps} env steps: greedy test return "
           f"{report['final_test_return']:.2f} vs random policy "
           f"{report['random_policy_return']:.2f} (untrained greedy "

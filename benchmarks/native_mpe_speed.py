@@ -11,7 +11,8 @@ Three ways to step K envs with uniformly random discrete actions (autoreset incl
 
 Each is timed ``--repeats`` times over ``--steps`` vectorised steps; the table shows the median
 env steps per second (K per vectorised step) and the speed-up of native over each. Results go to
-``benchmarks/results/native_mpe_speed.json``.
+``benchmarks/results/native_mpe_speed.json`` (``--out``), with the package versions and the
+machine (:func:`xwq.runners.results.environment_report`).
 
     python benchmarks/native_mpe_speed.py [--envs 64] [--steps 200] [--repeats 5]
 """
@@ -19,9 +20,7 @@ env steps per second (K per vectorised step) and the speed-up of native over eac
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ import numpy as np  # noqa: E402
 from xwq.environment import ArrayEnv, SerialVecEnv, as_multi_agent_env  # noqa: E402
 from xwq.environment.envs.mpe import make_mpe  # noqa: E402
 from xwq.environment.envs.mpe_native import SimpleSpreadVecEnv  # noqa: E402
+from xwq.runners.results import environment_report, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "native_mpe_speed.json"
 ENV_KWARGS = {"N": 3, "local_ratio": 0.5, "max_cycles": 25}
@@ -81,14 +81,15 @@ def time_mpe2(num_envs: int, actions: np.ndarray) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", type=int, default=64, help="K, envs stepped together")
     parser.add_argument("--steps", type=int, default=200, help="vectorised steps per repeat")
     parser.add_argument("--native-steps", type=int, default=2000,
                         help="vectorised steps per repeat for the (much faster) native env")
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
     n_agents = ENV_KWARGS["N"]
@@ -112,15 +113,12 @@ def main() -> None:
         row["native_speedup"] = native / rate
         print(f"{name:<16}{rate:>14,.0f}{native / rate:>17.1f}x")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    path = write_json({
         "benchmark": "native_mpe_speed", "env_id": "simple_spread_v3", "env_kwargs": ENV_KWARGS,
         "num_envs": args.envs, "repeats": args.repeats, "results": rows,
-        "machine": {"python": platform.python_version(), "numpy": np.__version__,
-                    "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
-    }, indent=2))
-    print(f"wrote {RESULTS}")
+        **environment_report(),
+    }, args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Wall time of a several-seed benchmark, one seed after another vs ``workers`` at once.
 
-Runs ``runner.benchmark(seeds=...)`` twice with the same config, first with ``workers=1`` and
-then with ``--workers``, checks that every seed's final and best greedy returns and update
-count agree between the two, and prints and writes the wall times and their ratio.
+Runs the same :class:`xwq.runners.Sweep` of benchmark runs (one :class:`xwq.runners.RunSpec` per
+seed) twice, first on a :class:`~xwq.runners.SerialBackend` and then on a
+:class:`~xwq.runners.ProcessBackend` with ``--workers`` processes, checks that every seed's final
+and best greedy returns and update count agree between the two, and prints and writes the wall
+times and their ratio.
 
     python benchmarks/parallel_seeds.py                     # wqmix, simple_spread_v3, 2 seeds
     python benchmarks/parallel_seeds.py --method qmix --seeds 1 2 3 4 --workers 2 --steps 20000
+    python benchmarks/parallel_seeds.py --set parallels=4 learning_rate=1e-3
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import xwq
+from xwq.cli import parse_set
+from xwq.errors import XwqError
+from xwq.runners import ProcessBackend, SerialBackend, Sweep, grid
 from xwq.runners.results import environment_report, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "parallel_seeds.json"
@@ -25,12 +30,17 @@ SAME = ("final_test_return", "best_test_return", "updates", "env_steps")
 
 def timed_benchmark(args: argparse.Namespace, workers: int, results_dir: str
                     ) -> tuple[float, list[dict]]:
-    runner = xwq.get_runner(args.method, args.env, args.env_id, running_steps=args.steps,
-                            eval_interval=args.eval_interval, progress_bar=False,
-                            results_dir=results_dir, log_dir=results_dir, **args.overrides)
+    """Wall seconds of a sweep over ``args.seeds`` (serial when ``workers`` is 1, else that many
+    processes at once) and the runs' summaries, in seed order."""
+    specs = grid([args.method], [(args.env, args.env_id)], args.seeds,
+                 overrides={"running_steps": args.steps, "eval_interval": args.eval_interval,
+                            "progress_bar": False, "results_dir": results_dir,
+                            "log_dir": results_dir, **args.overrides})
+    backend = (ProcessBackend(min(workers, len(specs))) if workers > 1 and len(specs) > 1
+               else SerialBackend())
     start = time.perf_counter()
-    result = runner.benchmark(seeds=args.seeds, workers=workers)
-    return time.perf_counter() - start, result["runs"]
+    result = Sweep(specs, backend, progress=False).run()
+    return time.perf_counter() - start, [run.summary for run in result["runs"]]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -43,14 +53,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10_000, help="env steps per seed")
     parser.add_argument("--eval-interval", dest="eval_interval", type=int, default=5_000)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config overrides (YAML values)")
+    parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[],
+                        metavar="KEY=VALUE",
+                        help="override config keys (several after one --set, or repeated); "
+                             "VALUE is read as in config files, e.g. learning_rate=1e-3")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    import yaml
-
-    args.overrides = {key: yaml.safe_load(value)
-                      for key, value in (item.split("=", 1) for item in args.sets)}
+    try:
+        args.overrides = parse_set(args.sets)
+    except XwqError as error:
+        parser.error(str(error))
     with tempfile.TemporaryDirectory() as workdir:
         serial_s, serial_runs = timed_benchmark(args, 1, f"{workdir}/one_by_one")
         parallel_s, parallel_runs = timed_benchmark(args, args.workers, f"{workdir}/parallel")

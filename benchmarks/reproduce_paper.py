@@ -6,7 +6,8 @@
   methods), the element-wise median over seeds, and how many seeds' greedy joint action is the
   optimal (8) cell. Writes ``matrix_game.json`` and ``matrix_game.md``.
 - ``predator_prey``: predator-prey with punishment p = -2 (8 agents, 8 prey, 10×10) for QMIX,
-  VDN, CW-QMIX and OW-QMIX: greedy test return against env steps (``Runner.benchmark``), median
+  VDN, CW-QMIX and OW-QMIX: greedy test return against env steps (one benchmark
+  :class:`xwq.runners.RunSpec` per method and seed, run by :func:`xwq.runners.execute`), median
   and quartile band over seeds. Writes ``predator_prey.json``, ``predator_prey.png`` and
   ``predator_prey.md``.
 
@@ -17,6 +18,7 @@ Both use the packaged configs; ``--budget F`` multiplies ``running_steps`` (and 
     python benchmarks/reproduce_paper.py matrix
     python benchmarks/reproduce_paper.py predator_prey --budget 0.1 --seeds 2
     python benchmarks/reproduce_paper.py all --budget 0.05 --seeds 1 --out /tmp/paper
+    python benchmarks/reproduce_paper.py matrix --set learning_rate=1e-3 batch_size=16
     python benchmarks/reproduce_paper.py plot   # redraw the PNG/Markdown from the JSON
 
 Per-run logs, models and metrics go under ``<out>/runs/`` (not meant to be committed).
@@ -29,16 +31,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from xwq.cli import parse_set
+from xwq.errors import XwqError
+
+if TYPE_CHECKING:
+    from xwq.runners import RunSpec
 
 os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
@@ -51,8 +58,6 @@ PAYOFF = np.array([[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]])
 OPTIMAL_RETURN = 8.0
 MIN_EVAL_POINTS = 5
 LABELS = {"qmix": "QMIX", "vdn": "VDN", "cw_qmix": "CW-QMIX", "ow_qmix": "OW-QMIX"}
-STYLES = {"qmix": ("tab:blue", "-"), "vdn": ("tab:orange", "--"), "cw_qmix": ("tab:green", "-"),
-          "ow_qmix": ("tab:red", "-")}
 
 
 # --- provenance ------------------------------------------------------------------------------
@@ -66,12 +71,11 @@ def _git(*args: str) -> str | None:
 
 
 def provenance(command: str, budget: float, seeds: list[int]) -> dict[str, Any]:
-    """Command, commit, date, budget, seeds and the versions that produced a result."""
-    import matplotlib
-    import torch
+    """Command, commit, date, budget, seeds, and the package versions and machine
+    (:func:`xwq.runners.results.environment_report`) that produced a result."""
+    from xwq.runners.results import environment_report
 
-    import xwq
-
+    environment = environment_report()
     dirty = _git("status", "--porcelain", "--", "xwq")
     return {
         "command": command,
@@ -81,11 +85,8 @@ def provenance(command: str, budget: float, seeds: list[int]) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "budget": budget,
         "seeds": seeds,
-        "versions": {"python": platform.python_version(), "xwq": xwq.__version__,
-                     "torch": torch.__version__, "numpy": np.__version__,
-                     "matplotlib": matplotlib.__version__},
-        "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpu_count": os.cpu_count()},
+        "versions": environment["versions"],
+        "machine": environment["machine"],
     }
 
 
@@ -93,12 +94,6 @@ def _run_dirs(out: Path) -> dict[str, str]:
     runs = out / "runs"
     return {"log_dir": str(runs / "logs"), "model_dir": str(runs / "models"),
             "results_dir": str(runs / "results"), "progress_bar": False}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def scaled_steps(base: int, budget: float) -> int:
@@ -225,6 +220,8 @@ def run_matrix(out: Path, budget: float = 1.0, seeds: list[int] | None = None,
                methods: list[str] | tuple[str, ...] = MATRIX_METHODS,
                overrides: dict[str, Any] | None = None, command: str = "") -> dict[str, Any]:
     """All methods × seeds on the matrix game; writes matrix_game.json/.md under ``out``."""
+    from xwq.runners.results import write_json
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds if seeds is not None else range(1, 11))
@@ -238,88 +235,79 @@ def run_matrix(out: Path, budget: float = 1.0, seeds: list[int] | None = None,
             runs.append(run_matrix_seed(method, seed, budget, out, overrides))
             print(f"matrix {method} seed {seed}: greedy return {runs[-1]['greedy_test_return']:g}"
                   f" ({runs[-1]['wall_time_s']:.1f} s)", flush=True)
-            _write_json(out / "matrix_game.json", data)
+            write_json(data, out / "matrix_game.json")
         data["summary"][method] = summarise_matrix(method, runs)
     data["meta"]["total_wall_time_s"] = round(time.perf_counter() - started, 1)
-    _write_json(out / "matrix_game.json", data)
+    write_json(data, out / "matrix_game.json")
     (out / "matrix_game.md").write_text(matrix_markdown(data))
     return data
 
 
 # --- predator-prey ---------------------------------------------------------------------------
-def read_metrics(run_dir: Path) -> list[tuple[int, float]]:
-    """``(env_step, test_return_mean)`` rows of a benchmark run's metrics.csv."""
-    import csv
-
-    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
-        return [(int(float(row["env_step"])), float(row["test_return_mean"]))
-                for row in csv.DictReader(handle)]
-
-
-def run_predator_prey_seed(method: str, seed: int, budget: float, out: Path,
-                           overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``Runner.benchmark`` for one method and seed; the curve comes from its metrics.csv."""
+def predator_prey_spec(method: str, seed: int, budget: float, out: Path,
+                       overrides: dict[str, Any] | None = None) -> RunSpec:
+    """The benchmark :class:`xwq.runners.RunSpec` of one method and seed: the packaged
+    predator-prey (p = -2) config with ``running_steps × budget`` and the scaled
+    ``eval_interval``, writing under ``<out>/runs``."""
     import xwq
+    from xwq.runners import RunSpec
 
-    start = time.perf_counter()
     base = xwq.get_configs(method=method, env="predator_prey", env_id="punishment",
                            overrides=overrides)
     steps = scaled_steps(base.running_steps, budget)
     interval = scaled_eval_interval(base.eval_interval, steps, budget)
-    runner = xwq.get_runner(method, "predator_prey", "punishment", seed=seed,
-                            **{**_run_dirs(out), **(overrides or {}), "running_steps": steps,
-                               "eval_interval": interval})
-    updates_holder = runner.agents.learner
-    summary = runner.benchmark()
-    curve = read_metrics(Path(summary["run_dir"]))
+    return RunSpec(method, "predator_prey", "punishment", seed,
+                   {**_run_dirs(out), **(overrides or {}), "running_steps": steps,
+                    "eval_interval": interval})
+
+
+def run_predator_prey_seed(spec: RunSpec, out: Path) -> dict[str, Any]:
+    """Run one spec (:func:`xwq.runners.execute`); the curve comes from its metrics.jsonl."""
+    from xwq.runners import execute
+    from xwq.runners.results import eval_curve
+
+    start = time.perf_counter()
+    result = execute(spec)
+    summary = result.summary
+    steps, returns = eval_curve(result.run_dir)
     return {
-        "seed": seed,
-        "running_steps": steps,
-        "eval_interval": interval,
+        "seed": spec.seed,
+        "running_steps": spec.overrides["running_steps"],
+        "eval_interval": spec.overrides["eval_interval"],
         "env_steps": int(summary["env_steps"]),
-        "updates": int(updates_holder.updates),
-        "curve": [[s, round(r, 4)] for s, r in curve],
+        "updates": int(summary["updates"]),
+        "curve": [[s, round(r, 4)] for s, r in zip(steps, returns)],
         "final_test_return": float(summary["final_test_return"]),
         "best_test_return": float(summary["best_test_return"]),
-        "run_dir": os.path.relpath(summary["run_dir"], out),
+        "run_dir": os.path.relpath(result.run_dir, out),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
 
 
 def aggregate_curves(runs: list[dict[str, Any]], grid: np.ndarray) -> dict[str, list[float]]:
-    """Median and quartiles over seeds, each curve linearly interpolated onto ``grid``
-    (evaluations land at round boundaries, a little past the nominal steps)."""
-    values = np.array([np.interp(grid, [p[0] for p in r["curve"]], [p[1] for p in r["curve"]])
-                       for r in runs])
-    return {"env_steps": grid.astype(int).tolist(),
-            "median": np.round(np.median(values, axis=0), 3).tolist(),
-            "q25": np.round(np.percentile(values, 25, axis=0), 3).tolist(),
-            "q75": np.round(np.percentile(values, 75, axis=0), 3).tolist()}
+    """Median and quartiles over seeds (:func:`xwq.runners.statistics.curve_band`: each curve
+    linearly interpolated onto ``grid``, since evaluations land at round boundaries, a little
+    past the nominal steps), under this script's JSON keys."""
+    from xwq.runners.statistics import curve_band
+
+    band = curve_band([([p[0] for p in r["curve"]], [p[1] for p in r["curve"]]) for r in runs],
+                      grid)
+    return {"env_steps": [int(step) for step in band["step"]],
+            **{key: np.round(band[key], 3).tolist() for key in ("median", "q25", "q75")}}
 
 
 def plot_predator_prey(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    """Median line and quartile band per method (:func:`xwq.runners.plots.plot_bands`)."""
+    from xwq.runners.plots import plot_bands
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, agg in data["aggregate"].items():
-        x = np.asarray(agg["env_steps"])
-        color, style = STYLES.get(method, (None, "-"))
-        line, = ax.plot(x, agg["median"], style, color=color, label=LABELS.get(method, method))
-        ax.fill_between(x, agg["q25"], agg["q75"], color=line.get_color(), alpha=0.2)
+    curves = {LABELS.get(method, method): {"step": agg["env_steps"], "median": agg["median"],
+                                           "q25": agg["q25"], "q75": agg["q75"]}
+              for method, agg in data["aggregate"].items()}
+    runs = {LABELS.get(method, method): len(data["runs"][method]) for method in data["aggregate"]}
     meta = data["meta"]
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("greedy test return")
-    ax.set_title(f"Predator-prey, punishment -2 (budget {meta['budget']}, "
-                 f"{len(meta['seeds'])} seeds: median, 25-75%)")
-    ax.axhline(0.0, color="grey", lw=0.5)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_bands(curves, runs, path,
+               title=f"Predator-prey, punishment -2 (budget {meta['budget']}, "
+                     f"{len(meta['seeds'])} seeds: median, 25-75%)")
 
 
 def predator_prey_markdown(data: dict[str, Any]) -> str:
@@ -355,55 +343,42 @@ def run_predator_prey(out: Path, budget: float = 1.0, seeds: list[int] | None = 
                       overrides: dict[str, Any] | None = None,
                       command: str = "") -> dict[str, Any]:
     """All methods × seeds on predator-prey (p = -2); writes predator_prey.json/.png/.md."""
-    import xwq
+    from xwq.runners.results import write_json
+    from xwq.runners.statistics import eval_grid
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds if seeds is not None else range(1, 3))
-    base = xwq.get_configs(method=methods[0], env="predator_prey", env_id="punishment",
-                           overrides=overrides)
-    steps = scaled_steps(base.running_steps, budget)
+    # seed-major: an interrupted reproduction still has every method's first seeds
+    specs = [predator_prey_spec(method, seed, budget, out, overrides)
+             for seed in seeds for method in methods]
+    for spec in specs:  # every config error before the first run starts
+        spec.resolve()
+    steps, interval = specs[0].overrides["running_steps"], specs[0].overrides["eval_interval"]
     data: dict[str, Any] = {
         "meta": {**provenance(command, budget, seeds), "methods": list(methods),
-                 "running_steps": steps,
-                 "eval_interval": scaled_eval_interval(base.eval_interval, steps, budget),
+                 "running_steps": steps, "eval_interval": interval,
                  "overrides": overrides or {}},
-        "runs": {}, "aggregate": {}}
+        "runs": {method: [] for method in methods}, "aggregate": {}}
     started = time.perf_counter()
-    for method in methods:
-        data["runs"][method] = []
-    for seed in seeds:  # seed-major: an interrupted run still has every method's first seeds
-        for method in methods:
-            runs = data["runs"][method]
-            runs.append(run_predator_prey_seed(method, seed, budget, out, overrides))
-            r = runs[-1]
-            print(f"predator_prey {method} seed {seed}: final {r['final_test_return']:.2f}, "
-                  f"best {r['best_test_return']:.2f} ({r['wall_time_s']:.0f} s)", flush=True)
-            _write_json(out / "predator_prey.json", data)
-    interval = data["meta"]["eval_interval"]
-    grid = np.unique(np.append(np.arange(0, steps + 1, interval), steps))
+    for spec in specs:
+        r = run_predator_prey_seed(spec, out)
+        data["runs"][spec.method].append(r)
+        print(f"predator_prey {spec.method} seed {spec.seed}: final "
+              f"{r['final_test_return']:.2f}, best {r['best_test_return']:.2f} "
+              f"({r['wall_time_s']:.0f} s)", flush=True)
+        write_json(data, out / "predator_prey.json")
+    grid = eval_grid(interval, steps)
     for method, runs in data["runs"].items():
         data["aggregate"][method] = aggregate_curves(runs, grid)
     data["meta"]["total_wall_time_s"] = round(time.perf_counter() - started, 1)
-    _write_json(out / "predator_prey.json", data)
+    write_json(data, out / "predator_prey.json")
     plot_predator_prey(data, out / "predator_prey.png")
     (out / "predator_prey.md").write_text(predator_prey_markdown(data))
     return data
 
 
 # --- command line ----------------------------------------------------------------------------
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce_paper.py", description=__doc__.split("\n\n")[0],
@@ -419,8 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "game, qmix vdn cw_qmix ow_qmix for predator-prey)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default {DEFAULT_OUT.relative_to(REPO_ROOT)})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="extra config override (YAML value), repeatable")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                        metavar="KEY=VALUE",
+                        help="override config keys (several after one --set, or repeated); "
+                             "VALUE is read as in config files, e.g. --set learning_rate=1e-3 "
+                             "batch_size=16")
     return parser
 
 
@@ -428,11 +406,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the chosen experiment(s); returns ``{"matrix": ..., "predator_prey": ...}``."""
     if argv is None:
         argv = sys.argv[1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.budget <= 0:
-        raise SystemExit("--budget must be > 0")
+        parser.error("--budget must be > 0")
+    try:
+        overrides = parse_set(args.overrides)
+    except XwqError as error:
+        parser.error(str(error))
     command = shlex.join(["python", "benchmarks/reproduce_paper.py", *argv])
-    overrides = _parse_set(args.overrides)
     results: dict[str, Any] = {}
     if args.experiment == "plot":
         data = json.loads((args.out / "predator_prey.json").read_text())

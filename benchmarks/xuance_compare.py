@@ -58,7 +58,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -66,6 +65,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from xwq.runners.results import environment_report, package_versions, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "xuance_compare.json"
 DEFAULT_VENV = Path("/tmp/xuance-venv")
@@ -133,7 +134,6 @@ print("RESULT " + json.dumps(dict(
 
 def xwq_child(cfg: dict) -> dict:
     """The xwq half (runs in a fresh ``sys.executable`` subprocess)."""
-    import numpy as np
     import torch
 
     import xwq
@@ -175,8 +175,7 @@ def xwq_child(cfg: dict) -> dict:
         learner_updates=int(agents.learner.updates), torch_threads=torch.get_num_threads(),
         n_envs=int(runner.envs.num_envs), env_class=type(runner.envs).__name__,
         config={k: getattr(runner.config, k) for k in keys},
-        versions=dict(xwq=getattr(xwq, "__version__", "?"), torch=torch.__version__,
-                      numpy=np.__version__, python=sys.version.split()[0]))
+        versions=package_versions())
 
 
 def child_env() -> dict:
@@ -372,7 +371,7 @@ def main() -> None:
         order=sequence, summary=summary, ratios=ratios, runs=runs,
         versions=dict(xwq_side=runs["xwq-native"][0]["versions"],
                       xuance_side=runs["xuance"][0]["versions"] if runs.get("xuance") else None),
-        xuance_available=have_xuance, machine=platform.platform(), cpu_count=os.cpu_count(),
+        xuance_available=have_xuance, machine=environment_report()["machine"],
         git=dict(before=git_before, after=git_state()),
         not_like_for_like=[
             "envs: xwq-serial steps mpe2 1.1.1 through its PettingZoo API; XuanCe steps "
@@ -390,9 +389,7 @@ def main() -> None:
             "XuanCe samples batch episodes with replacement; xwq without",
         ],
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(report, args.out)}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main() -> None:
         "decay_step_greedy: 10000\nrepresentation: Basic_MLP\n"
         f"log_dir: {workdir / 'logs'}\n")
     configs = xwq.get_configs(file_dir=config_file)
-    xwq.REGISTRY_ENV[configs.env_name] = GatherEnv
+    xwq.register_env(configs.env_name, GatherEnv)
     xwq.setup_process(configs)  # torch threads, seeds, device check: once, before the envs
     envs = xwq.make_envs(configs)
     agent = WQMIX_Agents(config=configs, envs=envs)

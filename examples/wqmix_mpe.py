@@ -1,16 +1,15 @@
 """Train Weighted QMIX (OW) on MPE simple_spread_v3 with the packaged defaults, then test it.
 
     python examples/wqmix_mpe.py                      # 200k env steps (minutes on a laptop CPU)
-    python examples/wqmix_mpe.py --set running_steps=20000 --set parallels=4
+    python examples/wqmix_mpe.py --set running_steps=20000 parallels=4 learning_rate=1e-3
 """
 
 from __future__ import annotations
 
 import argparse
 
-import yaml
-
 import xwq
+from xwq.cli import parse_set
 
 
 def main() -> None:
@@ -18,13 +17,14 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", default="wqmix")
     parser.add_argument("--env-id", default="simple_spread_v3")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set learning_rate=0.001")
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides (several after one --set, or repeated), read as "
+                             "in config files, e.g. --set learning_rate=1e-3 parallels=4")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+    try:
+        overrides = parse_set(args.set)
+    except xwq.UsageError as error:
+        parser.error(str(error))
 
     runner = xwq.get_runner(args.method, "mpe", args.env_id, **overrides)
     model_path = runner.run()  # train; saves the final model

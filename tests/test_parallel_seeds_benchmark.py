@@ -9,9 +9,8 @@ def test_parallel_seeds_benchmark_reports_and_agrees(tmp_path, benchmark_script)
     out = tmp_path / "parallel_seeds.json"
     report = module.main(["--method", "cw_qmix", "--env", "matrix_game", "--env-id",
                           "nonmonotonic", "--seeds", "1", "2", "--steps", "64",
-                          "--eval-interval", "32", "--set", "parallels=8", "--set",
-                          "batch_size=8", "--set", "test_parallels=4", "--set",
-                          "test_episode=4", "--out", str(out)])
+                          "--eval-interval", "32", "--set", "parallels=8", "batch_size=8",
+                          "--set", "test_parallels=4", "test_episode=4", "--out", str(out)])
     assert json.loads(out.read_text()) == report
     assert report["same_results"] is True
     assert report["one_by_one_s"] > 0 and report["parallel_s"] > 0 and report["speedup"] > 0

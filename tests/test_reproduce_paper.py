@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +54,18 @@ def test_matrix_game_writes_tables_counts_and_markdown(paper, tmp_path):
 def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     # 0.0004 × 1M = 400 env steps on 2 envs of 25-step episodes; small batches so that
     # updates happen; ≥ 5 evaluations of 2 greedy episodes.
+    # --set takes several pairs after one flag, and the flag repeated
     argv = ["predator_prey", "--budget", "0.0004", "--seeds", "1", "--out", str(tmp_path),
-            "--methods", "qmix", "cw_qmix", "--set", "parallels=2", "--set", "test_parallels=2",
-            "--set", "test_episode=2", "--set", "max_episode_steps=25",
-            "--set", "batch_size=4", "--set", "training_frequency=25"]
+            "--methods", "qmix", "cw_qmix", "--set", "parallels=2", "test_parallels=2",
+            "test_episode=2", "--set", "max_episode_steps=25",
+            "--set", "batch_size=4", "training_frequency=25"]
     paper.main(argv)
     data = json.loads((tmp_path / "predator_prey.json").read_text())
     _check_meta(data["meta"], 0.0004, [1])
     assert data["meta"]["running_steps"] == 400
-    assert data["meta"]["overrides"]["max_episode_steps"] == 25
+    assert data["meta"]["overrides"] == {"parallels": 2, "test_parallels": 2,
+                                         "test_episode": 2, "max_episode_steps": 25,
+                                         "batch_size": 4, "training_frequency": 25}
     assert set(data["runs"]) == set(data["aggregate"]) == {"qmix", "cw_qmix"}
     for runs in data["runs"].values():
         (run,) = runs
@@ -71,7 +75,9 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
         assert all(-2 * 8 * 25 <= r <= 40 for _, r in run["curve"])  # p = -2, 8 agents
         assert run["final_test_return"] == run["curve"][-1][1]
         assert run["best_test_return"] == max(r for _, r in run["curve"])
-        assert (tmp_path / run["run_dir"] / "metrics.csv").exists()
+        assert (tmp_path / run["run_dir"] / "metrics.jsonl").exists()
+        assert run["running_steps"] == 400
+        assert run["eval_interval"] == data["meta"]["eval_interval"]
     for agg in data["aggregate"].values():
         n = len(agg["env_steps"])
         assert n >= 6 and agg["env_steps"][0] == 0 and agg["env_steps"][-1] == 400
@@ -85,6 +91,21 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     paper.main(["plot", "--out", str(tmp_path)])  # redraws from the JSON, no training
     assert (tmp_path / "predator_prey.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "predator_prey.json").read_text()) == data
+
+
+def test_set_values_are_read_like_config_files(paper, tmp_path):
+    # 1e-3 is a float in a config file (PyYAML alone reads it as the string "1e-3")
+    argv = ["predator_prey", "--budget", "0.0002", "--seeds", "1", "--out", str(tmp_path),
+            "--methods", "qmix", "--set", "learning_rate=1e-3", "batch_size=16",
+            "--set", "parallels=2", "test_parallels=2", "test_episode=2", "max_episode_steps=25"]
+    data = paper.main(argv)["predator_prey"]
+    assert data["meta"]["overrides"]["learning_rate"] == 0.001
+    assert data["meta"]["overrides"]["batch_size"] == 16
+    (run,) = data["runs"]["qmix"]
+    with open(tmp_path / run["run_dir"] / "config.yaml") as handle:
+        config = yaml.safe_load(handle)
+    assert config["learning_rate"] == 0.001 and isinstance(config["learning_rate"], float)
+    assert config["batch_size"] == 16 and config["seed"] == 1 and config["running_steps"] == 200
 
 
 def test_eval_interval_scales_with_the_budget_and_keeps_five_points(paper):
@@ -101,3 +122,6 @@ def test_bad_arguments_are_refused(paper, tmp_path):
         paper.main(["nonsense"])
     with pytest.raises(SystemExit):
         paper.main(["matrix", "--set", "novalue", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        paper.main(["matrix", "--set", "batch_size=4", "=3", "--out", str(tmp_path)])
+    assert not (tmp_path / "matrix_game.json").exists()
