@@ -212,3 +212,24 @@ def test_env_kwargs_an_env_does_not_take_are_config_errors(env, env_id, vectoriz
     with pytest.raises(xwq.ConfigError, match=r"env_kwargs.*punishmnt"):
         xwq.get_runner("qmix", env, env_id, env_kwargs={"punishmnt": 1}, vectorize=vectorize,
                        **run_dirs).run()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes")
+def test_an_env_failing_mid_training_says_where_and_how_to_continue(run_dirs, counting_env_class):
+    class Flaky(counting_env_class):
+        calls = 0
+
+        def step(self, actions):
+            Flaky.calls += 1
+            if Flaky.calls == 120:
+                raise RuntimeError("the simulator crashed")
+            return super().step(actions)
+
+    xwq.register_env("flaky", Flaky)
+    runner = xwq.get_runner("qmix", "flaky", "x", running_steps=400, save_interval=40,
+                            parallels=2, batch_size=2, vectorize="serial", **run_dirs)
+    with pytest.raises(RuntimeError, match="the simulator crashed") as error:
+        runner.run()
+    note = error.value.__notes__[-1]
+    assert "flaky/x, seed 1, stopped at env step" in note and "of 400" in note
+    assert "--resume auto continues from" in note and "ckpt_" in note

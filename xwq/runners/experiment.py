@@ -184,6 +184,16 @@ class Experiment:
             raise NonFiniteLossError(
                 f"training stopped at env step {agents.env_steps}: {error}. Last good "
                 f"checkpoint: {last or 'none yet'}") from error
+        except Exception as error:  # an env or a user's component failed: say where, keep it
+            last = state.last_checkpoint or (list_checkpoints(state.run_dir) or [None])[-1]
+            if hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(
+                    f"(xwq: {self.config.env_name}/{self.config.env_id}, seed "
+                    f"{self.config.seed}, stopped at env step {agents.env_steps} of "
+                    f"{self.config.running_steps}; run folder {state.run_dir}; "
+                    + (f"--resume auto continues from {last})" if last else
+                       "no checkpoint yet: a rerun starts from the beginning)"))
+            raise
         finally:
             state.train_seconds += time.perf_counter() - start
 
