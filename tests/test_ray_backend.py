@@ -286,3 +286,26 @@ def test_cli_sweep_on_ray(ray_session, serial, tmp_path, capsys):
     folders = sorted((tmp_path / "results" / "qmix").rglob("seed_*"))
     assert main(["sweep", str(path), "--backend", "ray", "--resume"]) == 0
     assert sorted((tmp_path / "results" / "qmix").rglob("seed_*")) == folders
+
+
+def test_cli_sweep_through_ray_tune(ray_session, serial, tmp_path, capsys):
+    from xwq.cli import main
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "methods": ["qmix"], "scenarios": ["matrix_game/nonmonotonic"], "seeds": [1, 2],
+        "overrides": small(tmp_path), "search": {"learning_rate": [0.0005, 0.001]},
+        "tune": {"search": "random", "num_samples": 1, "seed": 0, "scheduler": "asha"}}))
+    assert main(["sweep", str(path), "--backend", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "Ray Tune records: " in out
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("summary.json")]
+    stopped = out.count("stopped early by the scheduler")
+    assert len(runs) + stopped == 2  # one drawn point x 2 seeds
+    if not stopped:  # both finished: the point's seeds aggregated, as in a local sweep
+        assert "aggregate: " in out
+    if 0.0005 in {yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())
+                  ["learning_rate"] for r in runs}:  # the serial grid's point: same numbers
+        reference = {r.spec.seed: r.summary for r in serial["runs"] if r.spec.method == "qmix"}
+        for run in runs:
+            assert run["final_test_return"] == reference[run["seed"]]["final_test_return"]

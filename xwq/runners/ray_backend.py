@@ -142,7 +142,7 @@ def unpack(data: bytes, roots: dict[str, Path], replace: bool = True) -> None:
 
 # --- the backend -----------------------------------------------------------------------------
 @dataclass
-class _Task:
+class RayTask:
     """One spec as the driver tracks it."""
 
     spec: RunSpec  # as given (its result carries it)
@@ -193,9 +193,9 @@ class RayBackend:
     # --- what a Sweep calls -----------------------------------------------------------------
     def run(self, specs: Sequence[RunSpec], progress: bool = True) -> list[RunResult]:
         ray = self.ray
-        started = self._connect()
+        started = self.connect()
         try:
-            tasks = [self._prepare(spec) for spec in specs]
+            tasks = [self.prepare(spec) for spec in specs]
             remote = ray.remote(self.task)
             lost = _lost_worker_errors(ray)
             pending: dict[Any, int] = {}
@@ -204,7 +204,7 @@ class RayBackend:
                 task = tasks[index]
                 spec = dataclasses.replace(task.remote_spec, resume=resume)
                 config = task.spec.resolve()
-                options = {"num_cpus": self._cpus(config), "num_gpus": self._gpus(config),
+                options = {"num_cpus": self.cpus(config), "num_gpus": self.gpus(config),
                            "max_retries": 0,  # retried here, with resume="auto"
                            "name": f"xwq {spec.kind} {spec}"}
                 ref = remote.options(**options).remote(spec, self._sync_plan(task, config,
@@ -257,7 +257,7 @@ class RayBackend:
                 ray.shutdown()
 
     # --- helpers ----------------------------------------------------------------------------
-    def _connect(self) -> bool:
+    def connect(self) -> bool:
         """Initialise Ray unless the caller did; True when this call started the session."""
         if self.ray.is_initialized():
             return False
@@ -265,25 +265,25 @@ class RayBackend:
         self.ray.init(address=self.address, **self.init_kwargs)
         return True
 
-    def _cpus(self, config: Any) -> float:
+    def cpus(self, config: Any) -> float:
         return float(self.num_cpus_per_run if self.num_cpus_per_run is not None
                      else config.ray_num_cpus)
 
-    def _gpus(self, config: Any) -> float:
+    def gpus(self, config: Any) -> float:
         return float(self.num_gpus_per_run if self.num_gpus_per_run is not None
                      else config.ray_num_gpus)
 
-    def _prepare(self, spec: RunSpec) -> _Task:
+    def prepare(self, spec: RunSpec) -> RayTask:
         config = spec.resolve()
         dirs = {key: Path(getattr(config, key)).resolve() for key in DIR_KEYS}
         scratch = _scratch_root(dirs) if self.sync_results else None
         where = ({key: str(scratch / name) for key, name in DIR_KEYS.items()} if scratch
                  else {key: str(path) for key, path in dirs.items()})
-        threads = max(1, math.floor(self._cpus(config)))
+        threads = max(1, math.floor(self.cpus(config)))
         remote_spec = spec.with_overrides(threads=threads, progress_bar=False, **where)
-        return _Task(spec, remote_spec, dirs, scratch)
+        return RayTask(spec, remote_spec, dirs, scratch)
 
-    def _sync_plan(self, task: _Task, config: Any, resume: str | None) -> SyncPlan | None:
+    def _sync_plan(self, task: RayTask, config: Any, resume: str | None) -> SyncPlan | None:
         """None on shared storage; else the scratch root, with this machine's newest matching
         run packed when the task resumes (a rerun of an interrupted sweep)."""
         if task.scratch is None:
@@ -297,7 +297,7 @@ class RayBackend:
                                 run})
         return SyncPlan(str(task.scratch), shipped)
 
-    def _land(self, task: _Task, result: RunResult, packed: bytes | None) -> RunResult:
+    def _land(self, task: RayTask, result: RunResult, packed: bytes | None) -> RunResult:
         """The result as this machine sees it: the original spec, and (sync_results) the run
         unpacked here with its paths rewritten."""
         if packed is None:
