@@ -202,23 +202,30 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_same_end(ray_session, ser
     assert len(metrics) == 1 + 4  # header + evaluations at 0, 64, 128, 192: none twice
 
 
-def test_an_interrupted_sweep_resumes_where_it_stopped(ray_session, serial, tmp_path):
+@pytest.mark.parametrize("sync_results", [False, True], ids=["shared", "sync_results"])
+def test_an_interrupted_sweep_resumes_where_it_stopped(ray_session, serial, tmp_path,
+                                                       sync_results):
     marker = tmp_path / "crashed"
     specs = grid(["qmix"], SCENARIO, SEEDS, overrides=small(tmp_path))
     with pytest.raises(RuntimeError, match="its Ray worker died 1 times"):
-        Sweep(specs, crashing_backend(marker, max_retries=0), progress=False).run()
-    crashed = Path(marker.read_text()).parent.parent
+        Sweep(specs, crashing_backend(marker, max_retries=0, sync_results=sync_results),
+              progress=False).run()
+    crashed = Path(marker.read_text()).parent.parent  # with sync_results: on the worker
     assert not (crashed / "summary.json").exists()  # only its checkpoints
-    finished = {p: (p / "summary.json").read_text()
+    finished = {p.name: (p / "summary.json").read_text()
                 for p in (tmp_path / "results" / "qmix").rglob("seed_*")
                 if (p / "summary.json").is_file()}  # the other run, if it got to the end
 
     again = grid(["qmix"], SCENARIO, SEEDS, overrides=small(tmp_path), resume="auto")
-    result = Sweep(again, ray_backend(), progress=False).run()
-    summaries = {Path(r.run_dir): r.summary for r in result["runs"]}
-    assert summaries[crashed]["resumed_from"] == [marker.read_text()]  # continued, not redone
-    for folder, text in finished.items():  # reported as it was, not run again
-        assert (folder / "summary.json").read_text() == text and folder in summaries
+    result = Sweep(again, ray_backend(sync_results=sync_results), progress=False).run()
+    summaries = {Path(r.run_dir).name: r.summary for r in result["runs"]}
+    for run in result["runs"]:
+        assert Path(run.run_dir).is_relative_to(tmp_path / "results")
+    (resumed_from,) = summaries[crashed.name]["resumed_from"]  # continued, not redone
+    assert resumed_from.endswith(f"{crashed.name}/checkpoints/ckpt_64.pth")
+    for name, text in finished.items():  # reported as it was, not run again
+        assert name in summaries
+        assert next((tmp_path / "results").rglob(f"{name}/summary.json")).read_text() == text
     assert_same_runs(result["runs"], [r for r in serial["runs"] if r.spec.method == "qmix"])
 
 
@@ -282,6 +289,14 @@ def test_cli_sweep_on_ray(ray_session, serial, tmp_path, capsys):
         assert (f"qmix matrix_game/nonmonotonic seed {seed}: final "
                 f"{reference[seed]['final_test_return']:.3f}") in out
     assert "aggregate: " in out
+    matrix = ["--method", "qmix", "--env", "matrix_game", "--env-id", "nonmonotonic"]
+    sets = [item for key, value in small(tmp_path / "bench").items()
+            for item in ("--set", f"{key}={value}")]
+    assert main(["benchmark", *matrix, *sets, "--seeds", "1", "2", "--backend", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert f"seed 2: final {reference[2]['final_test_return']:.3f}" in out and "| qmix | 2 |" in out
+    assert main(["benchmark", *matrix, *sets, "--backend", "ray"]) == 2
+    assert "--backend ray runs several seeds: give --seeds too" in capsys.readouterr().err
     # the same sweep again with --resume: every run is reported finished, none rerun
     folders = sorted((tmp_path / "results" / "qmix").rglob("seed_*"))
     assert main(["sweep", str(path), "--backend", "ray", "--resume"]) == 0

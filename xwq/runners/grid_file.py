@@ -91,15 +91,21 @@ def _scenario(path: Path, item: Any) -> tuple[str, str]:
     raise _fail(path, f"a scenario is 'env/env_id' or {{env: ..., env_id: ...}}, got {item!r}")
 
 
+def _check_keys(path: Path, data: Any, allowed: tuple[str, ...], prefix: str = "") -> None:
+    """``data`` is a mapping of ``allowed`` keys (a misspelt key is an error, not ignored)."""
+    if not isinstance(data, dict):
+        raise _fail(path, f"expected {prefix.rstrip('.') or 'the file to be'} a mapping with "
+                          f"keys {', '.join(allowed)}, got {data!r}")
+    for key in data:
+        if key not in allowed:
+            raise _fail(path, f"unknown key '{prefix}{key}'; allowed: {', '.join(allowed)}."
+                              f"{closest(str(key), list(allowed))}")
+
+
 def _tune(path: Path, value: Any) -> TuneSettings | None:
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise _fail(path, f"'tune' must be a mapping ({', '.join(TUNE_KEYS)}), got {value!r}")
-    for key in value:
-        if key not in TUNE_KEYS:
-            raise _fail(path, f"unknown key tune.{key}; allowed: {', '.join(TUNE_KEYS)}."
-                              f"{closest(str(key), list(TUNE_KEYS))}")
+    _check_keys(path, value, TUNE_KEYS, "tune.")
     settings = TuneSettings(**value)
     if settings.search not in ("grid", "random"):
         raise _fail(path, f"tune.search must be grid or random, got {settings.search!r}")
@@ -121,12 +127,7 @@ def load_grid_file(path: str | os.PathLike) -> GridFile:
     if not path.is_file():
         raise MissingFileError(f"no grid file at {path}")
     data = load_yaml(path.read_text())
-    if not isinstance(data, dict):
-        raise _fail(path, f"expected a mapping with keys {', '.join(KEYS)}")
-    for key in data:
-        if key not in KEYS:
-            raise _fail(path, f"unknown key '{key}'; allowed: {', '.join(KEYS)}."
-                              f"{closest(str(key), list(KEYS))}")
+    _check_keys(path, data, KEYS)
     for key in ("overrides", "search"):
         if not isinstance(data.get(key) or {}, dict):
             raise _fail(path, f"'{key}' must be a mapping of config keys")

@@ -285,11 +285,12 @@ class RayBackend:
 
     def _sync_plan(self, task: RayTask, config: Any, resume: str | None) -> SyncPlan | None:
         """None on shared storage; else the scratch root, with this machine's newest matching
-        run packed when the task resumes (a rerun of an interrupted sweep)."""
+        run packed when the sweep resumes (a rerun of an interrupted sweep). A retry of a new
+        run ships nothing: its checkpoints are on the node it ran on, not here."""
         if task.scratch is None:
             return None
         shipped = None
-        if resume == "auto":
+        if resume == "auto" and task.spec.resume == "auto":
             key = "results_dir" if task.spec.kind == "benchmark" else "log_dir"
             run = newest_matching_run(run_subdir(task.dirs[key], config), config)
             if run is not None:
