@@ -302,6 +302,9 @@ def cmd_sweep(args: argparse.Namespace, overrides: dict) -> int:
     if grid.tune is not None and args.backend == "ray":
         from xwq.runners.tune import run_tune
 
+        if args.sync_results or args.workers != 1:
+            raise UsageError(f"{args.grid}: Tune trials write to shared storage and Ray "
+                             "places them by ray_num_cpus: drop --sync-results and --workers")
         result = run_tune(grid, address=args.address, resume=args.resume, overrides=overrides,
                           progress=True)
     else:

@@ -138,7 +138,7 @@ def load_grid_file(path: str | os.PathLike) -> GridFile:
         search[key] = values
     config = data.get("config")
     if config is not None:
-        config = str((path.parent / config) if not Path(config).is_absolute() else config)
+        config = str((path.parent / config).resolve())  # the same file wherever a run executes
     seeds = _names(path, data, "seeds")
     try:
         seeds = check_seeds(seeds)

@@ -281,6 +281,9 @@ class RayBackend:
                  else {key: str(path) for key, path in dirs.items()})
         threads = max(1, math.floor(self.cpus(config)))
         remote_spec = spec.with_overrides(threads=threads, progress_bar=False, **where)
+        if spec.config_path is not None:  # read where the run executes: not relative to here
+            remote_spec = dataclasses.replace(remote_spec,
+                                              config_path=str(Path(spec.config_path).resolve()))
         return RayTask(spec, remote_spec, dirs, scratch)
 
     def _sync_plan(self, task: RayTask, config: Any, resume: str | None) -> SyncPlan | None:
