@@ -24,6 +24,10 @@ setup(
         "matplotlib>=3.7",  # learning curves and comparison plots
         "imageio>=2.30",  # GIFs of greedy episodes
     ],
-    extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={
+        "dev": ["pytest>=7", "ruff>=0.5"],
+        # sweeps on a Ray cluster (RayBackend, xwq sweep --backend ray, Ray Tune): ~700 MB
+        "ray": ["ray[default]>=2.60", "ray[tune]>=2.60"],
+    },
     entry_points={"console_scripts": ["xwq=xwq.cli:main"]},
 )

@@ -7,6 +7,8 @@ Examples::
     xwq test --method cw_qmix --env mpe --env-id simple_spread_v3 --render
     xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 3 --workers 2
     xwq plot results/qmix/matrix_game results/cw_qmix/matrix_game --out results/compare
+    xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 --backend ray
+    xwq sweep grid.yaml --backend ray --address auto
 
 ``--set KEY=VALUE`` values are read as YAML (``1e-3``, ``[32, 32]``, ``{N: 3}``, ``null``) and
 validated exactly like config files. User errors (bad key or value, unknown method or env,
@@ -78,8 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     from xwq import __version__
 
     parser.add_argument("--version", action="version", version=f"xwq {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{train,test,benchmark,plot}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{train,test,benchmark,sweep,plot}")
     commands.required = True
+
+    def add_backend_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--backend", choices=["local", "ray"], default="local",
+                         help="where the runs execute: local processes (default) or Ray tasks "
+                              "(pip install \"xwq[ray]\")")
+        sub.add_argument("--address", metavar="auto|HOST:PORT",
+                         help="ray: the cluster to join ('auto': the one started on this "
+                              "machine with ray start; default: start Ray here)")
+        sub.add_argument("--sync-results", dest="sync_results", action="store_true",
+                         help="ray: copy each finished run back here (workers without a "
+                              "shared file system)")
 
     def add_run_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--method", help="one of the methods listed below "
@@ -132,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=1, metavar="N",
                        help="run up to N of the --seeds at once, each in its own process "
                             "(one torch thread each by default; use at most your free cores)")
+    add_backend_options(bench)
+
+    sweep = commands.add_parser(
+        "sweep", formatter_class=formatter, epilog=catalogue,
+        help="run a grid file (methods x scenarios x search values x seeds) and aggregate each "
+             "group of seeds")
+    sweep.add_argument("grid", metavar="GRID.yaml",
+                       help="methods, scenarios, seeds, overrides, search (and tune) as in "
+                            "README 'Running on a cluster'")
+    sweep.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="override config keys of every run (over the file's overrides)")
+    sweep.add_argument("--resume", nargs="?", const="auto", choices=["auto"],
+                       help="continue an interrupted sweep: finished runs are reused, "
+                            "unfinished ones resume from their newest checkpoint")
+    sweep.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="local backend: up to N runs at once, each in its own process")
+    add_backend_options(sweep)
+    sweep.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
     plot = commands.add_parser(
         "plot", formatter_class=formatter,
@@ -238,11 +270,16 @@ def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
     from xwq.runners.process_backend import check_workers
 
     check_workers(args.workers, args.seeds)  # before building anything
+    if args.backend == "ray" and not args.seeds:
+        raise UsageError("--backend ray runs several seeds: give --seeds too")
+    _check_backend_options(args)
     _resume_source(args)
     runner = _runner(args, overrides)
     if args.seeds:
         _seeds(args)
-        result = runner.benchmark(seeds=args.seeds, resume=args.resume, workers=args.workers)
+        backend = _backend(args, len(args.seeds)) if args.backend == "ray" else None
+        result = runner.benchmark(seeds=args.seeds, resume=args.resume, workers=args.workers,
+                                  backend=backend)
         for summary in result["runs"]:
             print(f"seed {summary['seed']}: final {summary['final_test_return']:.3f}, best "
                   f"{summary['best_test_return']:.3f}, {summary['env_steps']} env steps, "
@@ -257,6 +294,53 @@ def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
               f"best {summary['best_test_return']:.3f} at env step {summary['best_env_step']}, "
               f"{summary['env_steps']} env steps in {summary['wall_time']:.1f} s")
         print(f"results: {summary['run_dir']}")
+    return 0
+
+
+def _check_backend_options(args: argparse.Namespace) -> None:
+    if args.backend != "ray" and (args.address or args.sync_results):
+        raise UsageError("--address and --sync-results are for --backend ray")
+
+
+def _backend(args: argparse.Namespace, runs: int) -> Any:
+    """The backend that ``--backend``, ``--workers``, ``--address``, ``--sync-results`` ask for."""
+    from xwq.runners.backends import make_backend
+
+    _check_backend_options(args)
+    ray_options = {"sync_results": True} if args.sync_results else {}
+    return make_backend(args.backend, runs, args.workers, args.address, **ray_options)
+
+
+def cmd_sweep(args: argparse.Namespace, overrides: dict) -> int:
+    from xwq.runners.grid_file import load_grid_file
+
+    grid = load_grid_file(args.grid)
+    specs = grid.specs(resume=args.resume, overrides=overrides)
+    for spec in specs:  # config errors answer before torch and Ray start
+        spec.resolve()
+    if grid.tune is not None and args.backend == "ray":
+        from xwq.runners.tune import run_tune
+
+        if args.sync_results or args.workers != 1:
+            raise UsageError(f"{args.grid}: Tune trials write to shared storage and Ray "
+                             "places them by ray_num_cpus: drop --sync-results and --workers")
+        result = run_tune(grid, address=args.address, resume=args.resume, overrides=overrides,
+                          progress=True)
+    else:
+        from xwq.runners.sweep import Sweep
+
+        if grid.tune is not None:
+            print(f"{args.grid}: 'tune' applies to --backend ray; running the grid locally")
+        result = Sweep(specs, _backend(args, len(specs))).run()
+    for run in result["runs"]:
+        summary = run.summary
+        print(f"{run.spec}: final {summary['final_test_return']:.3f}, best "
+              f"{summary['best_test_return']:.3f}, {summary['env_steps']} env steps, "
+              f"{summary['wall_time']:.1f} s -> {run.run_dir}")
+    for label, aggregate in result["aggregates"].items():
+        print(f"\n{label}\n{aggregate['table']}aggregate: {aggregate['dir']}")
+    for line in result.get("notes", []):
+        print(line)
     return 0
 
 
@@ -300,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plot":
             return cmd_plot(args)
         overrides = parse_set(args.set)
-        commands = {"train": cmd_train, "test": cmd_test, "benchmark": cmd_benchmark}
+        commands = {"train": cmd_train, "test": cmd_test, "benchmark": cmd_benchmark,
+                    "sweep": cmd_sweep}
         return commands[args.command](args, overrides)
     except KeyboardInterrupt:
         print(f"{command}: interrupted"

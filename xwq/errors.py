@@ -45,5 +45,10 @@ class UsageError(XwqError, ValueError):
     """A call or command line that asks for something contradictory or malformed."""
 
 
+class MissingPackageError(XwqError, ImportError):
+    """An optional package that a feature needs is not installed; the message has the pip
+    command."""
+
+
 __all__ = ["CheckpointError", "ConfigError", "EnvMismatchError", "MissingFileError",
-           "UnknownNameError", "UsageError", "XwqError"]
+           "MissingPackageError", "UnknownNameError", "UsageError", "XwqError"]

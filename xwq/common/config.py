@@ -111,6 +111,8 @@ RULES: dict[str, Rule] = {
     "keep_checkpoints": Rule(low=1),
     "render_fps": Rule(low=1),
     "model_path": Rule(type=str, nullable=True),
+    "ray_num_cpus": Rule(type=(int, float), low=0, low_open=True),
+    "ray_num_gpus": Rule(type=(int, float), low=0),
 }
 
 

@@ -38,7 +38,7 @@ RESUME_FREE_KEYS = frozenset({
     "running_steps", "log_dir", "model_dir", "results_dir", "save_interval", "keep_checkpoints",
     "save_buffer", "progress_bar", "render", "render_fps", "model_path", "device", "threads",
     "log_interval", "eval_interval", "test_episode", "test_parallels",
-    "buffer_memory_budget_mb",
+    "buffer_memory_budget_mb", "ray_num_cpus", "ray_num_gpus",
 })
 
 

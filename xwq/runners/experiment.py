@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -110,6 +111,9 @@ class Experiment:
         self.run_dir: Path | None = None
         self.gif_path: Path | None = None
         self._last_checkpoint_steps = 0
+        #: called as ``on_evaluation(env_steps, mean_test_return)`` after each greedy
+        #: evaluation of :meth:`benchmark` (Ray Tune's trials report through it)
+        self.on_evaluation: Callable[[int, float], None] | None = None
 
     @classmethod
     def build(cls, config: Any) -> Experiment:
@@ -232,6 +236,8 @@ class Experiment:
             agents.save_model(state.run_dir / "best_model.pth")
         logger.info("seed %d, env step %d: greedy test return %.3f ± %.3f (best %.3f)",
                     config.seed, agents.env_steps, mean, std, state.best)
+        if self.on_evaluation is not None:
+            self.on_evaluation(agents.env_steps, mean)
 
     def _finish_benchmark(self, state: _RunState) -> dict:
         config, agents, run_dir = self.config, self.agents, state.run_dir

@@ -38,9 +38,10 @@ from xwq.registry import (
     REGISTRY_REPRESENTATION,
     require_choice,
 )
+from xwq.runners.backends import make_backend
 from xwq.runners.experiment import Experiment
-from xwq.runners.process_backend import ProcessBackend, check_workers
-from xwq.runners.sweep import RunSpec, SerialBackend, Sweep, aggregate_group, check_seeds
+from xwq.runners.process_backend import check_workers
+from xwq.runners.sweep import Backend, RunSpec, Sweep, aggregate_group, check_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class Runner:
         return self.experiment.find_model()
 
     def benchmark(self, seeds: Sequence[int] | None = None,
-                  resume: str | os.PathLike | None = None, workers: int = 1) -> dict:
+                  resume: str | os.PathLike | None = None, workers: int = 1,
+                  backend: str | Backend | None = None) -> dict:
         """Train with a greedy evaluation every ``eval_interval`` env steps (and at step 0) on
         separate test envs, keep the final and the best model, and write a results folder
         ``<results_dir>/<method>/<env>/<env_id>/seed_<seed>_<timestamp>/``.
@@ -158,6 +160,9 @@ class Runner:
             workers: with ``seeds``, run up to this many seeds at once, each in its own process
                 (:class:`ProcessBackend`): same results as one after another, in about
                 1/workers of the time when that many cores are free.
+            backend: with ``seeds``, where the runs execute: ``"local"`` (the default: serial,
+                or ``workers`` processes), ``"ray"`` (:class:`RayBackend`, each seed a Ray task)
+                or a backend object, e.g. ``RayBackend(address="auto")``.
 
         Returns:
             one seed: the run's summary (``final_test_return``, ``best_test_return``,
@@ -166,6 +171,9 @@ class Runner:
             "table"}}``.
         """
         check_workers(workers, seeds)
+        if backend is not None and seeds is None:
+            raise UsageError("a backend runs several seeds: give seeds too (--seeds on the "
+                             "command line)")
         if seeds is None:
             with self._use() as experiment:
                 return experiment.benchmark(resume=resume)
@@ -174,9 +182,8 @@ class Runner:
             raise UsageError("with several seeds, resume must be 'auto' (each seed resumes its "
                              "own newest run); resume a single run by its checkpoint path")
         specs = [RunSpec.from_config(self.config, seed=seed, resume=resume) for seed in seeds]
-        backend = (ProcessBackend(min(workers, len(seeds))) if workers > 1 and len(seeds) > 1
-                   else SerialBackend())
-        result = Sweep(specs, backend, progress=self.config.progress_bar).run()
+        result = Sweep(specs, make_backend(backend, len(seeds), workers),
+                       progress=self.config.progress_bar).run()
         runs = result["runs"]
         aggregate = (next(iter(result["aggregates"].values())) if result["aggregates"]
                      else _single_aggregate(runs))

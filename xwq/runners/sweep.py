@@ -185,15 +185,28 @@ class Sweep:
         for spec in self.specs:  # every config error before the first run starts
             spec.resolve()
         results = self.backend.run(self.specs, progress=self.progress)
-        groups: dict[str, list[RunResult]] = {}
-        for result in results:
-            groups.setdefault(result.spec.group, []).append(result)
-        aggregates = {}
-        for members in groups.values():
-            if len(members) > 1:
-                label, aggregate = aggregate_group(members)
-                aggregates[label] = aggregate
-        return {"runs": results, "aggregates": aggregates}
+        return {"runs": results, "aggregates": aggregate_results(results)}
+
+
+def aggregate_results(results: Sequence[RunResult]) -> dict[str, dict]:
+    """``{label: aggregate}`` for each group of two or more runs that differ only in their
+    seed; the label is ``"<method> <env>/<env_id>"``, followed by the overrides that tell the
+    groups of a searched grid apart (``"qmix mpe/simple_spread_v3 learning_rate=0.001"``)."""
+    groups: dict[str, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.spec.group, []).append(result)
+    firsts = [members[0].spec for members in groups.values()]
+    varying = sorted({key for spec in firsts for key in spec.overrides
+                      if len({json.dumps(other.overrides.get(key), sort_keys=True, default=str)
+                              for other in firsts}) > 1})
+    aggregates = {}
+    for members in groups.values():
+        if len(members) > 1:
+            label, aggregate = aggregate_group(members)
+            spec = members[0].spec
+            extra = " ".join(f"{key}={spec.overrides.get(key)}" for key in varying)
+            aggregates[f"{label} {extra}" if extra else label] = aggregate
+    return aggregates
 
 
 def aggregate_group(results: Sequence[RunResult]) -> tuple[str, dict]:
@@ -213,6 +226,6 @@ def check_seeds(seeds: Any) -> list[int]:
     return seeds
 
 
-__all__ = ["Backend", "RunResult", "RunSpec", "SerialBackend", "Sweep", "execute", "grid",
-           "check_seeds"]
+__all__ = ["Backend", "RunResult", "RunSpec", "SerialBackend", "Sweep", "aggregate_results",
+           "execute", "grid", "check_seeds"]
 
