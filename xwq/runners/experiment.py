@@ -9,13 +9,20 @@ device: :func:`xwq.common.process.setup_process`), then the envs, then the agent
   ``summary.json``;
 - :meth:`Experiment.test` — load a trained model and play greedy episodes.
 
+Training stops at the first vectorised step that reaches ``running_steps`` (fewer than
+``parallels`` env steps beyond it), and a benchmark evaluates at the first one that reaches each
+multiple of ``eval_interval``.
+
 Each training run writes into its own folder (:mod:`xwq.runners.run_folder`), locked while it
-trains. Resuming loads a checkpoint into the agents (networks, targets, optimiser, counters, RNG
-states, and the replay buffer when ``save_buffer``), cuts the logs back to the rows they had at
-the checkpoint, and continues in the same folder. On CPU a resumed run produces the same losses,
-returns and parameters as one never interrupted: training always stops at the first collection
-round that reaches the target env step (wherever it was resumed), and the training log is
-flushed at every checkpoint, in both.
+trains. A checkpoint first ends the training episodes in flight
+(:meth:`MARLAgents.truncate_episodes`: stored as time-limit truncations, every env restarting
+at its next seed), since an env's own state cannot be saved; the uninterrupted run does the
+same, so nothing differs at a resume. Resuming loads a checkpoint into the agents (networks,
+targets, optimiser, counters, RNG states, and the replay buffer when ``save_buffer``), cuts the
+logs back to the rows they had at the checkpoint, and continues in the same folder. On CPU a
+resumed run produces the same losses, returns and parameters as one never interrupted: training
+always stops at the first vectorised step that reaches the target env step (wherever it was
+resumed), and the training log is flushed at every checkpoint, in both.
 """
 
 from __future__ import annotations
@@ -163,20 +170,20 @@ class Experiment:
                     desc=f"{config.method} {config.env_name}/{config.env_id} seed {config.seed}")
 
     def _train_until(self, target: int, state: _RunState, progress: Any = None) -> None:
-        """Collect and learn until the first round that ends at or after env step ``target``,
+        """Collect and learn until the first vectorised step that reaches env step ``target``,
         checkpointing on the way. The stop depends only on ``target``, never on where training
         started, which is what makes a resumed run end where an uninterrupted one does."""
         agents = self.agents
         if agents.env_steps >= target:
             return
 
-        def after_round(agents: MARLAgents) -> None:
+        def after_step(agents: MARLAgents) -> None:
             if self._checkpoint_due():
                 self._checkpoint(state)
 
         start = time.perf_counter()
         try:
-            agents.train(callback=after_round, progress=progress, until_env_steps=target)
+            agents.train(callback=after_step, progress=progress, until_env_steps=target)
         except NonFiniteLossError as error:
             last = state.last_checkpoint or (list_checkpoints(state.run_dir) or [None])[-1]
             raise NonFiniteLossError(
@@ -295,6 +302,9 @@ class Experiment:
 
     def _checkpoint(self, state: _RunState) -> Path:
         agents, config = self.agents, self.config
+        # the point where a checkpoint is exact: no episode in flight, whose env state it could
+        # not hold (the resumed run starts each env's next episode, as this one now does)
+        agents.truncate_episodes()
         agents.flush_log()  # so the rows after a resume are the rows of an unbroken run
         payload = {
             "kind": state.kind,
