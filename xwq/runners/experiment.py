@@ -9,9 +9,10 @@ device: :func:`xwq.common.process.setup_process`), then the envs, then the agent
   ``summary.json``;
 - :meth:`Experiment.test` — load a trained model and play greedy episodes.
 
-Training stops at the first vectorised step that reaches ``running_steps`` (fewer than
-``parallels`` env steps beyond it), and a benchmark evaluates at the first one that reaches each
-multiple of ``eval_interval``.
+A run that could make no gradient update is refused before it starts
+(:func:`xwq.agents.budget.check_training_budget`). Training stops at the first vectorised step
+that reaches ``running_steps`` (fewer than ``parallels`` env steps beyond it), and a benchmark
+evaluates at the first one that reaches each multiple of ``eval_interval``.
 
 Each training run writes into its own folder (:mod:`xwq.runners.run_folder`), locked while it
 trains. A checkpoint first ends the training episodes in flight
@@ -41,6 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xwq.agents.base import MARLAgents
+from xwq.agents.budget import check_training_budget
 from xwq.common.process import setup_process
 from xwq.environment import VecEnv, make_envs
 from xwq.errors import CheckpointError, MissingFileError
@@ -273,6 +275,7 @@ class Experiment:
         the summary of the matching run when ``resume="auto"`` finds it already finished. The
         experiment is closed afterwards, whatever happened."""
         try:
+            check_training_budget(self.config, self.envs.spec.max_episode_steps)
             opened = open_run(root, self.config, resume)
             if opened.finished is not None:
                 yield opened.finished

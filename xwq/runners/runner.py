@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xwq.agents.base import MARLAgents
+from xwq.agents.budget import check_training_budget
 from xwq.common.config import Config, get_configs
 from xwq.environment import VecEnv
 from xwq.environment.make import check_env_id
@@ -56,6 +57,8 @@ class Runner:
 
     def __init__(self, config: Config, is_test: bool = False) -> None:
         check_names(config)
+        if not is_test:  # what the config alone shows; the env's time limit is checked later
+            check_training_budget(config)
         self.config = config
         self.is_test = is_test
         self._experiment: Experiment | None = None  # built, not yet used by a call
