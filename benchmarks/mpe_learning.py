@@ -16,35 +16,23 @@ from pathlib import Path
 import numpy as np
 
 import xwq
-from xwq.agents.base import TEST_SEED_OFFSET
 from xwq.runners.results import eval_curve, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def random_policy_returns(config, episodes: int, rng_seed: int = 0) -> list[float]:
-    """Returns of uniformly random available actions on the test seeds ``Runner`` uses."""
+def random_policy_returns(agents, config, episodes: int, rng_seed: int = 0) -> list[float]:
+    """Returns of uniformly random available actions on the test episodes the agents'
+    evaluations play (``agents.evaluate``: the same seeds)."""
     envs = xwq.make_envs(config, test=True)
     rng = np.random.default_rng(rng_seed)
-    returns: list[float] = []
-    round_index = 0
-    while len(returns) < episodes:
-        seed = TEST_SEED_OFFSET + config.seed * 1_000_003 + round_index * envs.num_envs
-        _, _, avail = envs.reset(seed=seed)
-        total = np.zeros(envs.num_envs)
-        active = np.ones(envs.num_envs, dtype=bool)
-        for _ in range(envs.spec.max_episode_steps):
-            noise = np.where(avail, rng.random(avail.shape), -1.0)
-            result = envs.step(noise.argmax(-1))
-            total += np.where(active, result.reward, 0.0)
-            active &= ~result.done
-            avail = result.avail
-            if not active.any():
-                break
-        returns.extend(total.tolist())
-        round_index += 1
+
+    def uniform(obs, avail, prev_actions, hidden):
+        return np.where(avail, rng.random(avail.shape), -1.0).argmax(-1), hidden
+
+    returns = agents.evaluate(envs, episodes, actor=uniform).returns.tolist()
     envs.close()
-    return returns[:episodes]
+    return returns
 
 
 def summarise(run_dir: Path, config, random_returns: list[float]) -> dict:
@@ -77,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = runner.config
     summary = runner.benchmark()
     report = summarise(Path(summary["run_dir"]), config,
-                       random_policy_returns(config, 1024))
+                       random_policy_returns(runner.agents, config, 1024))
     report.update(wall_seconds=time.time() - start, command="python benchmarks/mpe_learning.py "
                   + " ".join(sys.argv[1:] if argv is None else argv),
                   commit=subprocess.run(["git", "rev-parse", "HEAD"], cwd=RESULTS.parent,

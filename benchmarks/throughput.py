@@ -80,12 +80,10 @@ def acting_only(runner, steps: int, repeats: int) -> float:
 
 
 def first_batch(runner) -> dict:
-    """Collect rounds until the buffer holds a batch, then sample one (on the agents' device)."""
+    """Collect until the buffer holds a batch, then sample one (on the agents' device)."""
     agents = runner.agents
     while not agents.buffer.can_sample(agents.config.batch_size):
-        episodes, _, _ = agents.run_round(agents.envs, seed=agents.episodes)
-        agents.buffer.add(episodes)
-        agents.episodes += agents.envs.num_envs
+        agents.collect()
     return agents.buffer.sample(agents.config.batch_size, agents.rng, agents.device)
 
 

@@ -21,7 +21,9 @@ from xwq.agents import WQMIX_Agents
 class GatherEnv(xwq.MultiAgentEnv):
     """Two agents on a line of 7 cells must both reach the middle; each step costs 0.1.
 
-    Actions: 0 left, 1 stay, 2 right. Terminated when both stand on cell 3.
+    Actions: 0 left, 1 stay, 2 right. Terminated when both stand on cell 3. ``info["met"]``
+    (1.0 once they meet) is an episode statistic: xwq logs its mean, and ``eval_metric: met``
+    would rank models by it.
     """
 
     def __init__(self, env_id: str, size: int = 7, **_):
@@ -49,7 +51,7 @@ class GatherEnv(xwq.MultiAgentEnv):
         done = bool((self.pos == self.size // 2).all())
         reward = 1.0 if done else -0.1
         return (self._obs(), {a: reward for a in self.agents}, {a: done for a in self.agents},
-                {a: False for a in self.agents}, {})
+                {a: False for a in self.agents}, {"met": float(done)})
 
     def state(self):
         return (self.pos / (self.size - 1)).astype(np.float32)
@@ -71,8 +73,9 @@ def main() -> None:
     envs = xwq.make_envs(configs)
     agent = WQMIX_Agents(config=configs, envs=envs)
     agent.train(configs.running_steps // configs.parallels)
-    returns = agent.test(xwq.make_envs(configs, test=True), n_episodes=8)
-    print(f"greedy test return: {np.mean(returns):.2f} (best possible is about 0.8)")
+    episodes = agent.evaluate(xwq.make_envs(configs, test=True), n_episodes=8)
+    print(f"greedy test return: {np.mean(episodes.returns):.2f} (best possible is about 0.8); "
+          f"met in {np.mean(episodes.statistics['met']):.0%} of the episodes")
     agent.save_model(workdir / "gather_wqmix.pth")
     agent.finish()
 

@@ -93,3 +93,28 @@ def make_counting_env_class():
 @pytest.fixture
 def counting_env_class():
     return make_counting_env_class()
+
+
+def make_random_length_env_class(counting_env_class):
+    class RandomLength(counting_env_class):
+        """Episodes of 1 to 5 steps, drawn from the env's RNG at reset: envs whose episodes end
+        at different times, so collection and stopping rules are put to the test. Counts its
+        real ``step`` calls in the class attribute ``calls``."""
+
+        calls = 0
+
+        def reset(self, seed=None):
+            result = super().reset(seed)
+            self.length = int(self.rng.integers(1, 6))
+            return result
+
+        def step(self, actions):
+            type(self).calls += 1
+            return super().step(actions)
+
+    return RandomLength
+
+
+@pytest.fixture
+def random_length_env_class(counting_env_class):
+    return make_random_length_env_class(counting_env_class)

@@ -120,8 +120,8 @@ def test_non_finite_loss_exits_1(capsys, tmp_path, counting_env_class):
 def test_train_then_test_with_render(capsys, tmp_path):
     mpe = ["--method", "qmix", "--env", "mpe", "--env-id", "simple_spread_v3"]
     small = sets(tmp_path, "parallels=2", "batch_size=2", "max_episode_steps=5",
-                 "running_steps=20", "test_parallels=2", "test_episode=2",
-                 "fc_hidden_sizes=[16]", "save_interval=10")
+                 "running_steps=20", "training_frequency=5", "test_parallels=2",
+                 "test_episode=2", "fc_hidden_sizes=[16]", "save_interval=10")
     assert main(["train", *mpe, *small, "--seeds", "1", "2"]) == 0
     out = capsys.readouterr().out
     assert "seed 1: final model" in out and "seed 2: final model" in out

@@ -97,7 +97,8 @@ def test_set_values_are_read_like_config_files(paper, tmp_path):
     # 1e-3 is a float in a config file (PyYAML alone reads it as the string "1e-3")
     argv = ["predator_prey", "--budget", "0.0002", "--seeds", "1", "--out", str(tmp_path),
             "--methods", "qmix", "--set", "learning_rate=1e-3", "batch_size=16",
-            "--set", "parallels=2", "test_parallels=2", "test_episode=2", "max_episode_steps=25"]
+            "--set", "parallels=2", "test_parallels=2", "test_episode=2", "max_episode_steps=5",
+            "training_frequency=5"]
     data = paper.main(argv)["predator_prey"]
     assert data["meta"]["overrides"]["learning_rate"] == 0.001
     assert data["meta"]["overrides"]["batch_size"] == 16

@@ -47,8 +47,9 @@ def test_damaged_random_and_malicious_files_are_refused_by_name(run_dirs, traine
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
     for path in (cut, noise, empty):
-        with pytest.raises(xwq.CheckpointError, match=rf"{path.name} is damaged or not a "
-                                                      r"model/checkpoint file") as error:
+        with pytest.raises(xwq.CheckpointError, match=rf"refusing to load .*{path.name}: it is "
+                                                      r"damaged or not a model/checkpoint "
+                                                      r"file") as error:
             _test(run_dirs, path)
         assert "weights_only=False" not in str(error.value)
 
@@ -112,7 +113,7 @@ def test_resume_auto_passes_over_a_damaged_newest_checkpoint(run_dirs, caplog):
     resumed = xwq.get_runner(*MATRIX, **small(run_dirs, running_steps=96, keep_checkpoints=5))
     resumed.run(resume="auto")
     assert resumed.run_dir == runner.run_dir
-    assert "ckpt_64.pth is damaged" in caplog.text
+    assert "ckpt_64.pth: it is damaged" in caplog.text
     summary = xwq.runners.run_folder.read_summary(resumed.run_dir)
     assert summary["env_steps"] == 96 and summary["resumed_from"][-1].endswith("ckpt_32.pth")
 

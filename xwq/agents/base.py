@@ -1,12 +1,24 @@
 """Agents: a policy, its learner, the replay buffer and exploration, and the loop that feeds
 them from a vectorised env.
 
-Collection runs in *rounds*: all K envs start an episode together (reset with seeds derived from
-the run seed and the episode count) and the round ends when every env's episode has ended; envs
-that finish early keep stepping but nothing of theirs is stored. Rounds make a run exactly
-resumable from counters and RNG states alone, and are free for fixed-length envs (MPE).
-Updates follow env steps: ``1 / training_frequency`` updates per env step, whatever
-``parallels`` is.
+Collection is continuous (:class:`~xwq.agents.rollout.Rollout`): every env plays its own
+episodes, and the moment one ends it goes to the buffer and that env starts its next. Training
+env k's e-th episode is reset with ``episode_seed(seed, TRAIN_EPISODES, k, e)``
+(:func:`xwq.common.seeding.episode_seed`), so the data depend only on the run seed, never on
+timing or on serial vs subprocess vectorisation. Updates follow env steps: after every
+vectorised step, ``1 / training_frequency`` updates per env step are due, whatever
+``parallels`` is. Training stops at the first vectorised step that reaches its target, at most
+``parallels - 1`` env steps beyond it.
+
+Checkpoints and in-flight episodes: an env's internal state cannot be saved in general, so a
+checkpoint is taken at a point where nothing depends on it — :meth:`MARLAgents.truncate_episodes`
+first ends every episode in flight as a time limit would (stored in the buffer; the learner
+bootstraps through its last step) and every env starts its next episode, with its next seed, on
+the next step. A run resumed from that checkpoint starts the very same episodes, so it continues
+exactly as the uninterrupted run does (same losses, returns and parameters on CPU).
+
+Evaluation (:meth:`MARLAgents.evaluate`) plays a fixed set of greedy episodes with fixed seeds
+and counts no env step.
 """
 
 from __future__ import annotations
@@ -20,19 +32,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from xwq.agents.buffer import EpisodeBuffer, episode_layout
+from xwq.agents.buffer import EpisodeBuffer
+from xwq.agents.rollout import Actor, Episodes, Rollout, play_episodes
 from xwq.common.checkpoint import atomic_save, safe_load
 from xwq.common.process import resolve_device
 from xwq.common.run_logger import RunLogger
-from xwq.common.seeding import get_rng_states, set_rng_states
+from xwq.common.seeding import (
+    TEST_EPISODES,
+    TRAIN_EPISODES,
+    episode_seed,
+    get_rng_states,
+    set_rng_states,
+)
 from xwq.environment.interfaces import VecEnv
 from xwq.errors import ConfigError
 from xwq.policies.exploration import EpsilonSchedule, epsilon_greedy
 from xwq.registry import REGISTRY_LEARNER, REGISTRY_POLICY
 
 logger = logging.getLogger(__name__)
-
-TEST_SEED_OFFSET = 10**9  # evaluation episodes never reuse a training episode's seed
 
 
 class MARLAgents:
@@ -70,7 +87,11 @@ class MARLAgents:
                                        config.decay_step_greedy)
         self.rng = np.random.default_rng(config.seed)  # action sampling and batch sampling
         self.env_steps = 0
-        self.episodes = 0
+        self.episodes = 0  # episodes stored in the buffer (checkpoint truncations included)
+        #: per training env, the count of the episode it plays now (or next, when collection
+        #: (re)starts): the e in its episode seed
+        self.env_episodes = np.zeros(envs.num_envs, dtype=np.int64)
+        self._rollout: Rollout | None = None
         self.update_credit = 0.0
         self.log_dir = Path(log_dir) if log_dir else (
             Path(config.log_dir) / config.method / config.env_name / config.env_id
@@ -78,7 +99,7 @@ class MARLAgents:
         self._run_logger: RunLogger | None = None
         self._log_since = 0
         self._recent: dict[str, list[float]] = {}
-        self._last_returns: list[float] = []
+        self._log_steps, self._log_seconds = 0, 0.0  # env steps and seconds since the last row
 
     # --- acting ------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, avail: np.ndarray, prev_actions: torch.Tensor,
@@ -97,48 +118,52 @@ class MARLAgents:
             actions = epsilon_greedy(actions, avail, self.epsilon(self.env_steps), self.rng)
         return actions, hidden
 
-    def run_round(self, envs: VecEnv, seed: int, test_mode: bool = False,
-                  frames: list | None = None) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                       np.ndarray]:
-        """Play one episode in each of the K envs (reset with ``seed``).
+    # --- collecting --------------------------------------------------------------------------
+    def _rollout_on(self, envs: VecEnv, seed_of: Callable[[int, int], int],
+                    first_episodes: np.ndarray | None, test_mode: bool,
+                    actor: Actor | None = None) -> Rollout:
+        if actor is None:
+            def actor(obs, avail, prev_actions, hidden):
+                return self.act(obs, avail, prev_actions, hidden, test_mode)
+        return Rollout(envs, actor, lambda rows: self.policy.agent.initial_hidden(rows,
+                                                                                  self.device),
+                       self.device, seed_of, first_episodes, keep_data=not test_mode)
 
-        Returns:
-            episodes: fields ``[K, ...]`` in the buffer's layout; returns ``[K]``; lengths ``[K]``.
-        """
-        K, n = envs.num_envs, self.spec.n_agents
-        episodes = {key: np.zeros((K, *shape), dtype=dtype)
-                    for key, (shape, dtype) in episode_layout(self.spec).items()}
-        obs, state, avail = envs.reset(seed=seed)
-        episodes["obs"][:, 0], episodes["state"][:, 0], episodes["avail"][:, 0] = obs, state, avail
-        hidden = self.policy.agent.initial_hidden(K * n, self.device)
-        prev_actions = torch.full((K, n), -1, dtype=torch.long, device=self.device)
-        active = np.ones(K, dtype=bool)
-        returns, lengths = np.zeros(K), np.zeros(K, dtype=np.int64)
-        for t in range(self.spec.max_episode_steps):
-            actions, hidden = self.act(obs, avail, prev_actions, hidden, test_mode)
-            if frames is not None and active[0]:
-                frames.append(envs.render(0))
-            result = envs.step(actions)
-            rows = np.flatnonzero(active)
-            episodes["actions"][rows, t] = actions[rows]
-            episodes["reward"][rows, t] = result.reward[rows]
-            episodes["terminated"][rows, t] = result.terminated[rows]
-            episodes["filled"][rows, t] = True
-            episodes["obs"][rows, t + 1] = result.final_obs[rows]
-            episodes["state"][rows, t + 1] = result.final_state[rows]
-            episodes["avail"][rows, t + 1] = result.final_avail[rows]
-            returns[rows] += result.reward[rows]
-            lengths[rows] += 1
-            if not test_mode:
-                self.env_steps += len(rows)
-            active &= ~result.done
-            if not active.any():
-                break
-            obs, avail = result.obs, result.avail
-            prev_actions = torch.as_tensor(actions, device=self.device)
-        if frames is not None:
-            frames.append(envs.render(0))
-        return episodes, returns, lengths
+    @property
+    def rollout(self) -> Rollout:
+        """The training envs' continuous collection; (re)started on first use, every env at
+        its episode count in :attr:`env_episodes`."""
+        if self._rollout is None:
+            seed = self.config.seed
+            self._rollout = self._rollout_on(
+                self.envs, lambda k, e: episode_seed(seed, TRAIN_EPISODES, k, e),
+                self.env_episodes, test_mode=False)
+        return self._rollout
+
+    def collect(self) -> Episodes:
+        """One vectorised step of training collection (ε-greedy): every env steps once, the
+        env steps are counted, and the episodes that ended go to the buffer (returned)."""
+        finished = self.rollout.step()
+        self.env_steps += self.envs.num_envs
+        self._store(finished)
+        return finished
+
+    def _store(self, episodes: Episodes) -> None:
+        if len(episodes):
+            self.buffer.add(episodes.data)
+            self.episodes += len(episodes)
+            np.add.at(self.env_episodes, episodes.envs, 1)
+
+    def truncate_episodes(self) -> None:
+        """End every training episode in flight now, as a time limit would: each one with at
+        least one step goes to the buffer (the learner bootstraps through its last step, as at
+        any time limit; its partial return is not logged as an episode's), and every env starts
+        its next episode, with its next seed, on the next step. After this, :meth:`state_dict`
+        holds everything a run needs to continue exactly: this is what a checkpoint calls
+        first."""
+        if self._rollout is not None:
+            self._store(self._rollout.truncate())
+            self._rollout = None
 
     # --- training ----------------------------------------------------------------------------
     @property
@@ -150,31 +175,32 @@ class MARLAgents:
     def train(self, n_steps: int = 0, callback: Callable[[MARLAgents], None] | None = None,
               progress: Any = None, until_env_steps: int | None = None) -> dict[str, float]:
         """Collect and learn for ``n_steps`` vectorised steps (``n_steps × parallels`` env
-        steps, XuanCe's convention), or — given ``until_env_steps`` — until the first round
-        that ends at or after that many env steps in total (a stop that does not depend on
-        where training started: what an exact resume needs). ``callback(agents)`` runs after
-        every round.
+        steps, XuanCe's convention), or — given ``until_env_steps`` — until the first vectorised
+        step that reaches that many env steps in total (at most ``parallels - 1`` beyond it; a
+        stop that does not depend on where training started, which an exact resume needs).
 
-        Returns the mean of the last round's training statistics.
+        Every vectorised step: each env steps once (:meth:`collect`), the episodes that ended
+        go to the buffer, the updates now due run (one per ``training_frequency`` env steps),
+        then ``callback(agents)``. Episodes in flight carry over to the next call.
+
+        Returns the training statistics of the last vectorised step that made updates (empty if
+        none did).
         """
-        target = (self.env_steps + n_steps * self.envs.num_envs if until_env_steps is None
-                  else until_env_steps)
+        K = self.envs.num_envs
+        target = (self.env_steps + n_steps * K if until_env_steps is None else until_env_steps)
         stats: dict[str, float] = {}
         while self.env_steps < target:
-            before = self.env_steps
             start = time.perf_counter()
-            seed = self.config.seed * 1_000_003 + self.episodes
-            episodes, returns, lengths = self.run_round(self.envs, seed)
-            self.buffer.add(episodes)
-            self.episodes += len(returns)
-            self._last_returns = returns.tolist()
-            stats = self._learn(self.env_steps - before)
-            self._record(returns, lengths, stats, self.env_steps - before,
-                         time.perf_counter() - start)
+            finished = self.collect()
+            step_stats = self._learn(K)
+            if step_stats:
+                stats = step_stats
+            self._record(finished, step_stats, K, time.perf_counter() - start)
             if progress is not None:
-                progress.update(self.env_steps - before)
-                progress.set_postfix(eps=f"{self.epsilon(self.env_steps):.2f}",
-                                     ret=f"{np.mean(returns):.2f}", refresh=False)
+                progress.update(K)
+                if len(finished):
+                    progress.set_postfix(eps=f"{self.epsilon(self.env_steps):.2f}",
+                                         ret=f"{np.mean(finished.returns):.2f}", refresh=False)
             if callback is not None:
                 callback(self)
         self.flush_log()
@@ -194,43 +220,64 @@ class MARLAgents:
                 collected.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in collected.items()}
 
-    def _record(self, returns: np.ndarray, lengths: np.ndarray, stats: dict[str, float],
-                steps: int, seconds: float) -> None:
+    def _record(self, finished: Episodes, stats: dict[str, float], steps: int,
+                seconds: float) -> None:
         recent = self._recent
-        recent.setdefault("episode_return", []).extend(returns.tolist())
-        recent.setdefault("episode_length", []).extend(lengths.tolist())
-        recent.setdefault("steps_per_second", []).append(steps / max(seconds, 1e-9))
+        if len(finished):
+            recent.setdefault("episode_return", []).extend(finished.returns.tolist())
+            recent.setdefault("episode_length", []).extend(finished.lengths.tolist())
+            for name, values in finished.statistics.items():
+                recent.setdefault(f"episode_{name}", []).extend(
+                    values[~np.isnan(values)].tolist())
         for key, value in stats.items():
             recent.setdefault(key, []).append(value)
-        if self.env_steps - self._log_since >= self.config.log_interval:
+        self._log_steps += steps
+        self._log_seconds += seconds
+        # a row waits for an ended episode, so that every row (and the CSV's columns, fixed by
+        # the first row) has the episode statistics
+        if self.env_steps - self._log_since >= self.config.log_interval \
+                and "episode_return" in recent:
             self.flush_log()
 
     def flush_log(self) -> None:
-        """Write the means of the training statistics gathered since the last row."""
-        if not self._recent:
+        """Write the means of the training statistics gathered since the last row: losses,
+        ``episode_return``, ``episode_length`` and ``episode_<name>`` for each statistic the
+        env reports (means over the episodes that ended), ``steps_per_second``."""
+        values = {key: float(np.mean(v)) for key, v in self._recent.items() if v}
+        if self._log_steps and self._log_seconds > 0:
+            values["steps_per_second"] = self._log_steps / self._log_seconds
+        if not values:
             return
-        values = {key: float(np.mean(v)) for key, v in self._recent.items()}
         values["epsilon"] = self.epsilon(self.env_steps)
         values["updates"] = self.learner.updates
         self.run_logger.log(self.env_steps, values, stream="train")
         self._log_since = self.env_steps
         self._recent = {}
+        self._log_steps, self._log_seconds = 0, 0.0
 
     # --- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
+    def evaluate(self, envs: VecEnv, n_episodes: int, frames: list | None = None,
+                 actor: Actor | None = None) -> Episodes:
+        """Play ``n_episodes`` greedy episodes on ``envs`` and return them (returns, lengths,
+        env statistics; no arrays kept).
+
+        They are the evaluation episodes 0 .. n-1: episode j is reset with
+        ``episode_seed(seed, TEST_EPISODES, 0, j)`` and played by env ``j % K``
+        (:func:`~xwq.agents.rollout.play_episodes`), so every call plays the same episodes,
+        whatever the number of envs, and evaluations along a run are comparable. Counts no env
+        step and leaves every training counter and RNG untouched. ``actor`` plays them another
+        way (e.g. a uniform random baseline); ``frames`` collects env 0's first episode.
+        """
+        K, seed = envs.num_envs, self.config.seed
+        rollout = self._rollout_on(
+            envs, lambda k, i: episode_seed(seed, TEST_EPISODES, 0, k + i * K), None,
+            test_mode=True, actor=actor)
+        return play_episodes(rollout, n_episodes, frames)
+
     def test(self, envs: VecEnv, n_episodes: int, frames: list | None = None) -> list[float]:
-        """Greedy returns of ``n_episodes`` episodes on ``envs`` (the same seeds every call,
-        so evaluations along a run are comparable). Leaves every training counter and RNG
-        untouched."""
-        returns: list[float] = []
-        round_index = 0
-        while len(returns) < n_episodes:
-            seed = TEST_SEED_OFFSET + self.config.seed * 1_000_003 + round_index * envs.num_envs
-            _, round_returns, _ = self.run_round(
-                envs, seed, test_mode=True, frames=frames if round_index == 0 else None)
-            returns.extend(round_returns.tolist())
-            round_index += 1
-        return returns[:n_episodes]
+        """The greedy returns of :meth:`evaluate`'s ``n_episodes`` episodes, in order."""
+        return self.evaluate(envs, n_episodes, frames).returns.tolist()
 
     # --- saving ------------------------------------------------------------------------------
     def save_model(self, path: str | Path) -> Path:
@@ -245,11 +292,15 @@ class MARLAgents:
         self.learner.sync_targets()
 
     def state_dict(self, include_buffer: bool = False) -> dict:
-        """Everything needed to continue this run exactly (CPU): networks, optimiser, counters,
-        and the RNG states of python, numpy, torch and action sampling."""
+        """Everything needed to continue this run exactly (CPU) after
+        :meth:`truncate_episodes`: networks, optimiser, counters (each env's episode count
+        among them), and the RNG states of python, numpy, torch and action sampling. Episodes
+        still in flight are not part of it: a run resumed from it restarts them from their
+        first step."""
         state = {
             "policy": self.policy.state_dict(), "learner": self.learner.state_dict(),
             "counters": {"env_steps": self.env_steps, "episodes": self.episodes,
+                         "env_episodes": self.env_episodes.tolist(),
                          "update_credit": self.update_credit, "log_since": self._log_since},
             "epsilon": self.epsilon(self.env_steps),
             "rng": {"global": get_rng_states(), "agents": self.rng.bit_generator.state},
@@ -264,16 +315,23 @@ class MARLAgents:
         self.learner.load_state_dict(state["learner"])
         counters = state["counters"]
         self.env_steps, self.episodes = counters["env_steps"], counters["episodes"]
+        K = self.envs.num_envs
+        # checkpoints from before per-env counts: let each env start past the episodes played
+        self.env_episodes = np.array(counters.get("env_episodes", [self.episodes // K] * K),
+                                     dtype=np.int64)
+        self._rollout = None
         self.update_credit, self._log_since = counters["update_credit"], counters["log_since"]
         set_rng_states(state["rng"]["global"])
         self.rng.bit_generator.state = state["rng"]["agents"]
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
         self._recent = {}
+        self._log_steps, self._log_seconds = 0, 0.0
 
     def finish(self) -> None:
         """Close the logger and the envs."""
         if self._run_logger is not None:
             self._run_logger.close()
             self._run_logger = None
+        self._rollout = None
         self.envs.close()

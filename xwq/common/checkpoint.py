@@ -67,6 +67,7 @@ def safe_load(path: str | os.PathLike, device: str | torch.device = "cpu") -> An
                 f"refusing to load {path}: it holds code, not plain data ({code}); xwq reads "
                 "models and checkpoints as data only and never runs code from a file") from None
         raise CheckpointError(
-            f"{path} is damaged or not a model/checkpoint file ({type(error).__name__}: "
+            f"refusing to load {path}: it is damaged or not a model/checkpoint file "
+            f"({type(error).__name__}: "
             f"{lines[0][:120] if lines else 'empty file'}); it may have been cut short by a "
             "crash, a full disk or a copy: use an older checkpoint or retrain") from None

@@ -1,4 +1,5 @@
-"""Seeding every source of randomness a run uses, and saving/restoring their states."""
+"""Seeding every source of randomness a run uses, and saving/restoring their states; the seed
+of every episode an env plays."""
 
 from __future__ import annotations
 
@@ -13,6 +14,23 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+#: the streams of episode seeds: training envs, evaluation episodes
+TRAIN_EPISODES, TEST_EPISODES = 0, 1
+
+
+def episode_seed(seed: int, stream: int, index: int, episode: int) -> int:
+    """The reset seed of one episode: a function of the run ``seed``, the ``stream``
+    (:data:`TRAIN_EPISODES` or :data:`TEST_EPISODES`), ``index`` (the training env's index, or
+    0 for evaluation) and the ``episode`` count, hashed by numpy's SeedSequence into
+    ``[0, 2**32)`` so that neighbouring runs, envs and episodes get unrelated streams.
+
+    Training env k's e-th episode uses ``episode_seed(seed, TRAIN_EPISODES, k, e)`` wherever
+    and whenever it is played, so the data depend on neither timing nor vectorisation.
+    """
+    sequence = np.random.SeedSequence([int(seed), int(stream), int(index), int(episode)])
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
 
 def get_rng_states() -> dict:

@@ -3,7 +3,8 @@
 It takes a dict-API env (a :class:`MultiAgentEnv` or a PettingZoo ``ParallelEnv``), checks its
 spaces against what ``reset``/``step``/``state``/``avail_actions`` return, and raises one
 :class:`EnvMismatchError` listing every problem; on success it returns the env's
-:class:`EnvSpec` as a dict.
+:class:`EnvSpec` as a dict, with the episode statistics its ``info`` reported (the names
+``eval_metric`` may take).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
+from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env, episode_statistics
 from xwq.errors import EnvMismatchError
 
 
@@ -87,7 +88,8 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
     env that declares none.
 
     Returns:
-        A summary: the :class:`EnvSpec` as a dict plus the episodes and steps run.
+        A summary: the :class:`EnvSpec` as a dict plus the episodes and steps run and
+        ``statistics``, the names of the numeric episode statistics found in ``info``.
 
     Raises:
         EnvMismatchError: listing every problem found, each naming the agent and what to fix.
@@ -114,6 +116,7 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
         raise EnvMismatchError("check_env found problems:\n- " + "\n- ".join(problems))
 
     live, episodes, t = list(agents), 0, 0
+    statistics: set[str] = set()
     for step in range(steps):
         masks = env.avail_actions()
         actions = {a: int(rng.choice(np.flatnonzero(np.asarray(masks[a], dtype=bool))))
@@ -123,7 +126,8 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
         if not (isinstance(result, tuple) and len(result) == 5):
             problems.append(f"{where} must return (obs, rewards, terminated, truncated, info)")
             break
-        obs, rewards, terminated, truncated, _ = result
+        obs, rewards, terminated, truncated, info = result
+        statistics |= episode_statistics(info, agents).keys()
         for name, table in (("rewards", rewards), ("terminated", terminated),
                             ("truncated", truncated)):
             if not isinstance(table, dict):
@@ -152,5 +156,5 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
     if problems:
         raise EnvMismatchError("check_env found problems:\n- " + "\n- ".join(problems))
     summary = ArrayEnv(env).spec.to_dict()
-    summary.update(episodes=episodes, steps=steps)
+    summary.update(episodes=episodes, steps=steps, statistics=sorted(statistics))
     return summary

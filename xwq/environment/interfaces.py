@@ -14,18 +14,36 @@ predator-prey, native MPE) — implements it:
 ``reset(seed=None) -> (obs, state, avail)``
     obs ``[K, n_agents, obs_dim]`` float32, state ``[K, state_dim]`` float32,
     avail ``[K, n_agents, n_actions]`` bool.
-``step(actions) -> StepResult``
+``step(actions, reset_seeds=None) -> StepResult``
     actions ``[K, n_agents]`` int. Envs whose episode ended (terminated or truncated) are reset
     automatically: ``obs/state/avail`` are then the *first* observation of the next episode, and
     ``final_obs/final_state/final_avail`` hold the last observation of the episode that ended
     (for envs that did not end they equal ``obs/state/avail``). The two are never mixed.
 
-Seeding: ``reset(seed=s)`` seeds env k with ``s + k``; later autoresets continue each env's own
-random stream, so the same seed gives the same data whatever the vectorisation.
+Seeding: ``reset(seed=s)`` with an int seeds env k with ``s + k``; with a sequence of K ints,
+env k with ``seed[k]``; ``None`` continues each env's own random stream. ``step(actions,
+reset_seeds=seeds)`` seeds the autoreset of every env k that ends in this step with
+``seeds[k]`` (``None``, the default, continues that env's stream). The agents pass, every step,
+the seed of each env's *next* episode (derived from the run seed, the env index and that env's
+episode count, :func:`xwq.common.seeding.episode_seed`), so each episode's randomness depends
+only on which episode it is, never on how the K envs' episodes interleave in time.
+
+Episode statistics: ``StepResult.info`` maps a name to an array ``[K]`` of float64, the value of
+that numeric statistic at each env's current step (for an env that just ended, its final
+step's); NaN where an env reports none. A dict-API env reports statistics in the ``info`` dict
+its ``step`` returns: a top-level number (``info["battle_won"] = 1.0``), or, PettingZoo style, a
+number inside the per-agent dicts (``{agent: {"battle_won": 1.0}}``: averaged over the agents
+that report it). Anything else in ``info`` (action masks, arrays, strings) is ignored. xwq keeps,
+for each episode, the value of its **last** step that reported it, so a count over the episode
+must be reported cumulatively by the env. The names ``return`` and ``length`` are xwq's own
+(every episode has them) and are not read from ``info``. Native envs may add other arrays to
+``info`` (e.g. native MPE's per-agent rewards ``[K, n_agents]``); only ``[K]`` arrays are
+statistics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,8 +64,10 @@ class MultiAgentEnv:
     - ``max_episode_steps``: the time limit (xwq truncates there if the env does not).
 
     and implement ``reset``, ``step`` and, optionally, ``state``, ``avail_actions``, ``render``
-    and ``close``. ``step`` returns ``(obs, rewards, terminated, truncated, info)``, each a dict
-    keyed by agent (``info`` may be any dict). Run :func:`xwq.check_env` on an instance to have
+    and ``close``. ``step`` returns ``(obs, rewards, terminated, truncated, info)``, the first
+    four dicts keyed by agent; ``info`` may be any dict, and its top-level numbers are episode
+    statistics (``info["battle_won"] = 1.0``; module docstring): xwq logs them and can rank
+    models by one (config ``eval_metric``). Run :func:`xwq.check_env` on an instance to have
     every one of these checked with a message that says what to fix.
     """
 
@@ -116,7 +136,8 @@ class StepResult:
     Shapes: obs/final_obs ``[K, n_agents, obs_dim]``, state/final_state ``[K, state_dim]``,
     avail/final_avail ``[K, n_agents, n_actions]``, reward/terminated/truncated ``[K]``.
     ``reward`` is the team reward (float32); ``terminated`` is a true end, ``truncated`` a time
-    limit (bootstrap through it).
+    limit (bootstrap through it). ``info``: statistic name -> ``[K]`` float64 values at this
+    step, NaN where an env reports none (module docstring).
     """
 
     obs: np.ndarray
@@ -128,7 +149,7 @@ class StepResult:
     final_obs: np.ndarray
     final_state: np.ndarray
     final_avail: np.ndarray
-    info: dict
+    info: dict[str, np.ndarray]
 
     @property
     def done(self) -> np.ndarray:
@@ -141,10 +162,15 @@ class VecEnv:
     spec: EnvSpec
     num_envs: int
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start a new episode in every env (seeding: module docstring)."""
         raise NotImplementedError
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
+             ) -> StepResult:
+        """Step every env; an env whose episode ends restarts at once, seeded with
+        ``reset_seeds[k]`` when given (module docstring)."""
         raise NotImplementedError
 
     def render(self, index: int = 0) -> np.ndarray | None:
@@ -181,5 +207,33 @@ class NativeVecEnv(VecEnv):
         ``vectorize: auto`` falls back to the serial wrapper of the registered dict env."""
         return env_id in cls.env_ids
 
-    #: one numpy Generator per env (env k seeded with seed + k), set by the subclass
+    #: one numpy Generator per env, set by the subclass; :meth:`seed_envs` replaces them
     rngs: list[np.random.Generator]
+
+    @staticmethod
+    def make_rng(seed: int) -> np.random.Generator:
+        """The generator an env seeded with ``seed`` draws from (override to match a reference
+        implementation's seeding, as native MPE does)."""
+        return np.random.default_rng(seed)
+
+    def seed_envs(self, envs: Iterable[int], seeds: Sequence[int | None] | None) -> None:
+        """Give each env k in ``envs`` a generator seeded with ``seeds[k]`` (None: keep its
+        stream); called before those envs draw their next episode."""
+        if seeds is None:
+            return
+        for k in envs:
+            if seeds[k] is not None:
+                self.rngs[k] = self.make_rng(int(seeds[k]))
+
+
+def per_env_seeds(seed: int | Sequence[int] | None, num_envs: int) -> list[int | None]:
+    """The seed of each of ``num_envs`` envs for ``reset(seed)``: an int s gives env k
+    ``s + k``, a sequence gives env k its k-th entry, None gives None (continue)."""
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + k for k in range(num_envs)]
+    seeds = [None if s is None else int(s) for s in seed]
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset(seed=...): got {len(seeds)} seeds for {num_envs} envs")
+    return seeds

@@ -82,9 +82,10 @@ def _native_class(config: Any) -> type | None:
 
 
 def make_envs(config: Any, test: bool = False) -> VecEnv:
-    """The vectorised env a config describes: ``config.parallels`` envs (``test_parallels`` with
-    ``test=True``), native when available and ``vectorize`` allows, else serial or subprocess."""
-    num_envs = config.test_parallels if test else config.parallels
+    """The vectorised env a config describes: ``config.parallels`` envs (with ``test=True``,
+    ``test_parallels`` but no more than the ``test_episode`` an evaluation plays), native when
+    available and ``vectorize`` allows, else serial or subprocess."""
+    num_envs = min(config.test_parallels, config.test_episode) if test else config.parallels
     native = _native_class(config)
     if native is not None:
         kwargs = dict(config.env_kwargs)

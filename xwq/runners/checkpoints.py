@@ -8,8 +8,10 @@ one never runs code from the file):
 "runner": {"curve", "best", "best_step", "elapsed", "train_seconds", "log_rows",
 "resumed_from"}, "versions": {...}}``
 
-The env RNGs need no saving: every collection round resets the envs with a seed derived from the
-run seed and the episode counter (``MARLAgents.train``), and evaluation rounds use fixed seeds.
+The envs need no saving: a checkpoint is written right after the training episodes in flight
+were ended (``MARLAgents.truncate_episodes``), and every env's next episode is reset with a seed
+derived from the run seed, the env's index and its episode count (saved with the counters);
+evaluation episodes use fixed seeds.
 The logs need one thing: rows written after the checkpoint by a run that was then killed must go,
 so the checkpoint records how many rows each ``<stream>.jsonl`` had (``log_rows``; the run folder,
 :mod:`xwq.runners.run_folder`, cuts them back on resume).

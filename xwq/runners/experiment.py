@@ -9,13 +9,27 @@ device: :func:`xwq.common.process.setup_process`), then the envs, then the agent
   ``summary.json``;
 - :meth:`Experiment.test` — load a trained model and play greedy episodes.
 
+A run that could make no gradient update is refused before it starts
+(:func:`xwq.agents.budget.check_training_budget`). Training stops at the first vectorised step
+that reaches ``running_steps`` (fewer than ``parallels`` env steps beyond it), and a benchmark
+evaluates at the first one that reaches each multiple of ``eval_interval``.
+
+Evaluations log ``test_return_*`` and, for every numeric per-episode statistic the env reports
+in its ``info`` (:mod:`xwq.environment.interfaces`), ``test_<name>_mean``/``_std``. The config
+key ``eval_metric`` (``return`` by default, or one of those names, e.g. ``battle_won``) is the
+headline: it picks ``best_model.pth`` and gives ``summary.json`` its ``final_test_<metric>`` and
+``best_test_<metric>`` (with ``return``, exactly the fields of a run without env statistics).
+
 Each training run writes into its own folder (:mod:`xwq.runners.run_folder`), locked while it
-trains. Resuming loads a checkpoint into the agents (networks, targets, optimiser, counters, RNG
-states, and the replay buffer when ``save_buffer``), cuts the logs back to the rows they had at
-the checkpoint, and continues in the same folder. On CPU a resumed run produces the same losses,
-returns and parameters as one never interrupted: training always stops at the first collection
-round that reaches the target env step (wherever it was resumed), and the training log is
-flushed at every checkpoint, in both.
+trains. A checkpoint first ends the training episodes in flight
+(:meth:`MARLAgents.truncate_episodes`: stored as time-limit truncations, every env restarting
+at its next seed), since an env's own state cannot be saved; the uninterrupted run does the
+same, so nothing differs at a resume. Resuming loads a checkpoint into the agents (networks,
+targets, optimiser, counters, RNG states, and the replay buffer when ``save_buffer``), cuts the
+logs back to the rows they had at the checkpoint, and continues in the same folder. On CPU a
+resumed run produces the same losses, returns and parameters as one never interrupted: training
+always stops at the first vectorised step that reaches the target env step (wherever it was
+resumed), and the training log is flushed at every checkpoint, in both.
 """
 
 from __future__ import annotations
@@ -35,9 +49,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xwq.agents.base import MARLAgents
+from xwq.agents.budget import check_training_budget
+from xwq.agents.rollout import Episodes
 from xwq.common.process import setup_process
 from xwq.environment import VecEnv, make_envs
-from xwq.errors import CheckpointError, MissingFileError
+from xwq.errors import CheckpointError, ConfigError, MissingFileError
 from xwq.learners import NonFiniteLossError
 from xwq.registry import REGISTRY_AGENT
 from xwq.runners.checkpoints import (
@@ -70,7 +86,9 @@ class _RunState:
     kind: str  # "run" or "benchmark"
     run_dir: Path
     curve: list[list[float]] = field(default_factory=list)  # [env_step, mean, std] per eval
-    best: float | None = None
+    # per eval, the env statistics' test means and stds: {"<name>_mean": ..., "<name>_std": ...}
+    stats: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None  # best value of the headline metric (config eval_metric)
     best_step: int | None = None
     elapsed: float = 0.0  # wall seconds of earlier sessions of this run
     train_seconds: float = 0.0
@@ -82,16 +100,30 @@ class _RunState:
         return self.elapsed + time.perf_counter() - self.started
 
     def to_dict(self) -> dict:
-        return {"curve": self.curve, "best": self.best, "best_step": self.best_step,
+        return {"curve": self.curve, "stats": self.stats, "best": self.best,
+                "best_step": self.best_step,
                 "elapsed": self.wall(), "train_seconds": self.train_seconds,
                 "resumed_from": list(self.resumed_from)}
 
     @classmethod
     def from_dict(cls, kind: str, run_dir: Path, saved: dict) -> _RunState:
-        return cls(kind, run_dir, curve=[list(point) for point in saved["curve"]],
+        curve = [list(point) for point in saved["curve"]]
+        return cls(kind, run_dir, curve=curve,
+                   stats=[dict(entry) for entry in saved.get("stats", [{} for _ in curve])],
                    best=saved["best"], best_step=saved["best_step"], elapsed=saved["elapsed"],
                    train_seconds=saved["train_seconds"],
                    resumed_from=list(saved["resumed_from"]))
+
+
+def statistics_summary(episodes: Episodes) -> dict[str, float]:
+    """``{"<name>_mean", "<name>_std"}`` over the episodes of each env statistic they report."""
+    summary = {}
+    for name, values in episodes.statistics.items():
+        values = values[~np.isnan(values)]
+        if values.size:
+            summary[f"{name}_mean"] = float(values.mean())
+            summary[f"{name}_std"] = float(values.std())
+    return summary
 
 
 class Experiment:
@@ -169,20 +201,20 @@ class Experiment:
                     desc=f"{config.method} {config.env_name}/{config.env_id} seed {config.seed}")
 
     def _train_until(self, target: int, state: _RunState, progress: Any = None) -> None:
-        """Collect and learn until the first round that ends at or after env step ``target``,
+        """Collect and learn until the first vectorised step that reaches env step ``target``,
         checkpointing on the way. The stop depends only on ``target``, never on where training
         started, which is what makes a resumed run end where an uninterrupted one does."""
         agents = self.agents
         if agents.env_steps >= target:
             return
 
-        def after_round(agents: MARLAgents) -> None:
+        def after_step(agents: MARLAgents) -> None:
             if self._checkpoint_due():
                 self._checkpoint(state)
 
         start = time.perf_counter()
         try:
-            agents.train(callback=after_round, progress=progress, until_env_steps=target)
+            agents.train(callback=after_step, progress=progress, until_env_steps=target)
         except NonFiniteLossError as error:
             last = state.last_checkpoint or (list_checkpoints(state.run_dir) or [None])[-1]
             raise NonFiniteLossError(
@@ -223,19 +255,37 @@ class Experiment:
 
     def _evaluate(self, state: _RunState) -> None:
         config, agents = self.config, self.agents
-        returns = agents.test(self.test_envs, config.test_episode)
+        episodes = agents.evaluate(self.test_envs, config.test_episode)
+        returns = episodes.returns
         mean, std = float(np.mean(returns)), float(np.std(returns))
+        stats = statistics_summary(episodes)
+        metric = config.eval_metric
+        if metric != "return" and f"{metric}_mean" not in stats:
+            reported = sorted(episodes.statistics)
+            message = (f"config key 'eval_metric' = {metric!r}: env {config.env_name}/"
+                       f"{config.env_id} reports no per-episode statistic of that name in its "
+                       "step info; it reports "
+                       + (", ".join(repr(name) for name in reported) if reported else "none")
+                       + "; use eval_metric: return"
+                       + (f" or one of {reported}" if reported else ""))
+            if not state.curve:  # the first evaluation, before any training
+                raise ConfigError(message)
+            logger.warning("%s (in this evaluation at env step %d)", message, agents.env_steps)
         state.curve.append([agents.env_steps, mean, std])
+        state.stats.append(stats)
         agents.run_logger.log(agents.env_steps, {
             "test_return_mean": mean, "test_return_std": std,
             "test_return_min": float(np.min(returns)),
-            "test_return_max": float(np.max(returns)), "wall_time": state.wall()},
-            stream=METRICS_STREAM)
-        if state.best is None or mean > state.best:
-            state.best, state.best_step = mean, agents.env_steps
+            "test_return_max": float(np.max(returns)),
+            **{f"test_{key}": value for key, value in stats.items()},
+            "wall_time": state.wall()}, stream=METRICS_STREAM)
+        value = mean if metric == "return" else stats.get(f"{metric}_mean", math.nan)
+        if not math.isnan(value) and (state.best is None or value > state.best):
+            state.best, state.best_step = value, agents.env_steps
             agents.save_model(state.run_dir / "best_model.pth")
-        logger.info("seed %d, env step %d: greedy test return %.3f ± %.3f (best %.3f)",
-                    config.seed, agents.env_steps, mean, std, state.best)
+        logger.info("seed %d, env step %d: greedy test %s %.3f (best %s); return %.3f ± %.3f",
+                    config.seed, agents.env_steps, metric, value,
+                    "none" if state.best is None else f"{state.best:.3f}", mean, std)
         if self.on_evaluation is not None:
             self.on_evaluation(agents.env_steps, mean)
 
@@ -246,19 +296,33 @@ class Experiment:
         agents.flush_log()
         agents.run_logger.flush()
         plot_learning_curve(run_dir, title=f"{config.method} on {config.env_name}/"
-                                           f"{config.env_id}, seed {config.seed}")
-        final = state.curve[-1]
+                                           f"{config.env_id}, seed {config.seed}",
+                            metric=config.eval_metric)
+        final, metric = state.curve[-1], config.eval_metric
+        last = state.stats[-1] if state.stats else {}
         summary = {
             **self._summary_base(state),
             "final_test_return": final[1], "final_test_return_std": final[2],
-            "best_test_return": state.best, "best_env_step": state.best_step,
+            # the best evaluation's return (with another eval_metric: the highest of any)
+            "best_test_return": (state.best if metric == "return"
+                                 else max(point[1] for point in state.curve)),
+            "best_env_step": state.best_step,
             "evaluations": len(state.curve), "test_episode": config.test_episode,
             "final_model": str(run_dir / "final_model.pth"),
             "best_model": str(run_dir / "best_model.pth"),
         }
+        if metric != "return":
+            summary.update({
+                "eval_metric": metric,
+                f"final_test_{metric}": last.get(f"{metric}_mean", math.nan),
+                f"final_test_{metric}_std": last.get(f"{metric}_std", math.nan),
+                f"best_test_{metric}": math.nan if state.best is None else state.best})
+        summary.update({f"test_{key}": value for key, value in last.items()
+                        if key.endswith("_mean")})
         write_json(summary, run_dir / SUMMARY_FILE)
-        logger.info("benchmark finished: final greedy return %.3f, best %.3f; results in %s",
-                    summary["final_test_return"], summary["best_test_return"], run_dir)
+        logger.info("benchmark finished: final greedy %s %.3f, best %.3f; results in %s",
+                    metric, summary[f"final_test_{metric}"], summary[f"best_test_{metric}"],
+                    run_dir)
         return summary
 
     def _summary_base(self, state: _RunState) -> dict:
@@ -284,6 +348,7 @@ class Experiment:
         the summary of the matching run when ``resume="auto"`` finds it already finished. The
         experiment is closed afterwards, whatever happened."""
         try:
+            check_training_budget(self.config, self.envs.spec.max_episode_steps)
             opened = open_run(root, self.config, resume)
             if opened.finished is not None:
                 yield opened.finished
@@ -315,6 +380,9 @@ class Experiment:
 
     def _checkpoint(self, state: _RunState) -> Path:
         agents, config = self.agents, self.config
+        # the point where a checkpoint is exact: no episode in flight, whose env state it could
+        # not hold (the resumed run starts each env's next episode, as this one now does)
+        agents.truncate_episodes()
         agents.flush_log()  # so the rows after a resume are the rows of an unbroken run
         payload = {
             "kind": state.kind,
@@ -401,10 +469,12 @@ class Experiment:
                         self.config, path)
             self.agents.learner.sync_targets()
             frames: list | None = [] if config.render else None
-            returns = self.agents.test(self.test_envs, config.test_episode, frames=frames)
-            mean = float(np.mean(returns))
-            logger.info("test: mean return %.3f over %d greedy episodes (model %s)", mean,
-                        len(returns), path)
+            episodes = self.agents.evaluate(self.test_envs, config.test_episode, frames=frames)
+            mean = float(np.mean(episodes.returns))
+            statistics = "".join(f", {key} {value:.3f}" for key, value
+                                 in statistics_summary(episodes).items() if key.endswith("_mean"))
+            logger.info("test: mean return %.3f%s over %d greedy episodes (model %s)", mean,
+                        statistics, len(episodes), path)
             if frames is not None:
                 self.gif_path = self._save_gif(frames, path)
         finally:

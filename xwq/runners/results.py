@@ -5,6 +5,10 @@ A benchmark run folder ``results/<method>/<env>/<env_id>/seed_<seed>_<timestamp>
 ``config.yaml``, ``metrics.{csv,jsonl}`` (one row per greedy evaluation), ``train.{csv,jsonl}``,
 TensorBoard events, ``learning_curve.png``, ``summary.json``, ``best_model.pth``,
 ``final_model.pth`` and ``checkpoints/``. A run without ``summary.json`` did not finish.
+
+Reports compare runs on their headline metric, the config key ``eval_metric``: ``return`` (the
+greedy test return) or an env statistic such as ``battle_won`` (its ``final_test_<metric>``,
+``best_test_<metric>`` and ``test_<metric>_mean`` curve). Runs compared together must share it.
 """
 
 from __future__ import annotations
@@ -80,25 +84,39 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
 
 
 # --- reading runs back ---------------------------------------------------------------------------
-def eval_curve(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
-    """``(env steps, mean greedy test return)`` of every evaluation of a benchmark run."""
+def eval_curve(run_dir: str | os.PathLike, metric: str = "return"
+               ) -> tuple[list[int], list[float]]:
+    """``(env steps, mean greedy test <metric>)`` of every evaluation of a benchmark run."""
+    column = f"test_{metric}_mean"
     rows = [row for row in read_jsonl(Path(run_dir) / f"{METRICS_STREAM}.jsonl")
-            if "test_return_mean" in row]
-    return [int(row["env_step"]) for row in rows], [float(row["test_return_mean"]) for row in rows]
+            if column in row]
+    return [int(row["env_step"]) for row in rows], [float(row[column]) for row in rows]
 
 
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """A finished benchmark run: ``{"dir", "config", "summary", "steps", "returns"}``."""
+    """A finished benchmark run: ``{"dir", "config", "summary", "metric", "steps",
+    "values"}`` — its headline metric (config ``eval_metric``) and that metric's curve."""
     run_dir = Path(run_dir)
     summary_path = run_dir / SUMMARY_FILE
     if not summary_path.is_file():
         raise MissingFileError(f"{run_dir} has no {SUMMARY_FILE}: not a finished benchmark run")
     with open(run_dir / "config.yaml") as handle:
         config = yaml.safe_load(handle)
-    steps, returns = eval_curve(run_dir)
+    metric = config.get("eval_metric", "return")
+    steps, values = eval_curve(run_dir, metric)
     return {"dir": str(run_dir), "config": config,
-            "summary": json.loads(summary_path.read_text()), "steps": steps,
-            "returns": returns}
+            "summary": json.loads(summary_path.read_text()), "metric": metric, "steps": steps,
+            "values": values}
+
+
+def shared_metric(runs: Sequence[dict]) -> str:
+    """The headline metric all ``runs`` (from :func:`load_run`) share; ValueError if not."""
+    metrics = sorted({run["metric"] for run in runs})
+    if len(metrics) != 1:
+        raise ValueError(
+            f"these runs rank by different eval_metric values {metrics}: compare runs of one "
+            "metric (e.g. plot each metric's runs separately)")
+    return metrics[0]
 
 
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -145,18 +163,20 @@ def group_runs(runs: Sequence[dict]) -> dict[str, list[dict]]:
 
 # --- statistics reports --------------------------------------------------------------------------
 def group_statistics(runs: Sequence[dict]) -> dict[str, Any]:
-    """Statistics of the final and best test returns and the median/quartile curve of a group."""
-    final = summarise([run["summary"]["final_test_return"] for run in runs])
-    best = summarise([run["summary"]["best_test_return"] for run in runs])
+    """Statistics of the final and best test values of the runs' headline metric
+    (``final_test_<metric>``, ``best_test_<metric>``) and its median/quartile curve."""
+    metric = shared_metric(runs)
+    final = summarise([run["summary"][f"final_test_{metric}"] for run in runs])
+    best = summarise([run["summary"][f"best_test_{metric}"] for run in runs])
     grids = [eval_grid(run["config"]["eval_interval"], run["config"]["running_steps"])
              for run in runs]
     grid = np.unique(np.concatenate(grids))
-    curve = curve_band([(run["steps"], run["returns"]) for run in runs if run["steps"]], grid)
+    curve = curve_band([(run["steps"], run["values"]) for run in runs if run["steps"]], grid)
     return {
         "runs": [run["dir"] for run in runs],
         "seeds": [run["config"]["seed"] for run in runs],
         "env": sorted({f"{run['config']['env_name']}/{run['config']['env_id']}" for run in runs}),
-        "final_test_return": final, "best_test_return": best,
+        f"final_test_{metric}": final, f"best_test_{metric}": best,
         "env_steps_mean": float(np.mean([run["summary"]["env_steps"] for run in runs])),
         "wall_time_mean": float(np.mean([run["summary"]["wall_time"] for run in runs])),
         "curve": curve,
@@ -167,25 +187,25 @@ def _cell(stat: dict) -> str:
     return f"{stat['value']:.2f} [{stat['ci_low']:.2f}, {stat['ci_high']:.2f}]"
 
 
-def markdown_table(statistics: dict[str, dict]) -> str:
-    """One row per group: runs, and mean / median / IQM of the final greedy test return with
-    bootstrap 95% intervals, then the IQM of the best evaluation."""
-    header = ("| method | runs | final return mean [95% CI] | median [95% CI] | IQM [95% CI] "
-              "| best return IQM [95% CI] | env steps |")
+def markdown_table(statistics: dict[str, dict], metric: str = "return") -> str:
+    """One row per group: runs, and mean / median / IQM of the final greedy test value of
+    ``metric`` with bootstrap 95% intervals, then the IQM of the best evaluation."""
+    header = (f"| method | runs | final {metric} mean [95% CI] | median [95% CI] | IQM [95% CI] "
+              f"| best {metric} IQM [95% CI] | env steps |")
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
     for label, stats in statistics.items():
-        final = stats["final_test_return"]
+        final = stats[f"final_test_{metric}"]
         lines.append(f"| {label} | {final['n']} | {_cell(final['mean'])} | "
                      f"{_cell(final['median'])} | {_cell(final['iqm'])} | "
-                     f"{_cell(stats['best_test_return']['iqm'])} | "
+                     f"{_cell(stats[f'best_test_{metric}']['iqm'])} | "
                      f"{stats['env_steps_mean']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def _csv_rows(statistics: dict[str, dict]) -> list[dict]:
+def _csv_rows(statistics: dict[str, dict], metric: str) -> list[dict]:
     rows = []
     for label, stats in statistics.items():
-        for quantity in ("final_test_return", "best_test_return"):
+        for quantity in (f"final_test_{metric}", f"best_test_{metric}"):
             for name in STATISTICS:
                 stat = stats[quantity][name]
                 rows.append({"method": label, "quantity": quantity, "statistic": name,
@@ -197,28 +217,33 @@ def _csv_rows(statistics: dict[str, dict]) -> list[dict]:
 def write_report(groups: dict[str, list[dict]], out_dir: str | os.PathLike, stem: str,
                  title: str = "") -> dict[str, Any]:
     """Write ``<stem>.md``, ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` (median and
-    quartile band of the greedy test return per group) into ``out_dir``.
+    quartile band of the greedy test value of the runs' headline metric per group) into
+    ``out_dir``.
 
     Returns ``{"groups": {label: statistics}, "table": markdown, "files": {...}}``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    metric = shared_metric([run for runs in groups.values() for run in runs])
     statistics = {label: group_statistics(runs) for label, runs in groups.items()}
-    table = markdown_table(statistics)
-    note = ("Final return: greedy test return at the end of training, one number per run; "
+    table = markdown_table(statistics, metric)
+    what = ("Final return: greedy test return" if metric == "return"
+            else f"Final {metric}: mean of the env statistic {metric} over the greedy test "
+                 "episodes")
+    note = (f"{what} at the end of training, one number per run; "
             "95% CIs: percentile bootstrap over runs (2000 resamples, seed 0); IQM: mean of the "
             "middle 50% of runs (equals the mean with fewer than 4 runs).\n")
     files = {"table": out_dir / f"{stem}.md", "csv": out_dir / f"{stem}.csv",
              "json": out_dir / f"{stem}.json", "plot": out_dir / f"{stem}.png"}
     files["table"].write_text((f"# {title}\n\n" if title else "") + table + "\n" + note)
     with open(files["csv"], "w", newline="") as handle:
-        rows = _csv_rows(statistics)
+        rows = _csv_rows(statistics, metric)
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     plot_bands({label: stats["curve"] for label, stats in statistics.items()},
-               {label: stats["final_test_return"]["n"] for label, stats in statistics.items()},
-               files["plot"], title=title)
+               {label: stats[f"final_test_{metric}"]["n"] for label, stats in statistics.items()},
+               files["plot"], title=title, metric=metric)
     report = {"groups": statistics, "table": table,
               "files": {key: str(path) for key, path in files.items()}}
     write_json(report, files["json"])
@@ -229,7 +254,8 @@ def write_report(groups: dict[str, list[dict]], out_dir: str | os.PathLike, stem
 def aggregate_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                    title: str | None = None) -> dict:
     """Statistics across finished benchmark runs (normally the seeds of one method): mean,
-    median and IQM of the final test return with bootstrap 95% CIs, the median/quartile curve
+    median and IQM of the final test value of their headline metric (``return`` unless their
+    ``eval_metric`` says otherwise) with bootstrap 95% CIs, the median/quartile curve
     (``aggregate.png``) and a Markdown table (``aggregate.md``, also ``.csv``/``.json``) in
     ``out_dir``. Returns the first group's statistics plus ``dir``, ``table`` and ``files``."""
     runs = [load_run(path) for path in run_dirs]

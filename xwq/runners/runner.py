@@ -25,6 +25,7 @@ from typing import Any
 
 import xwq.components  # noqa: F401  (the registries check_names reads)
 from xwq.agents.base import MARLAgents
+from xwq.agents.budget import check_training_budget
 from xwq.common.config import Config, get_configs
 from xwq.environment import VecEnv
 from xwq.environment.make import check_env_id
@@ -58,6 +59,8 @@ class Runner:
 
     def __init__(self, config: Config, is_test: bool = False) -> None:
         check_names(config)
+        if not is_test:  # what the config alone shows; the env's time limit is checked later
+            check_training_budget(config)
         self.config = config
         self.is_test = is_test
         self._experiment: Experiment | None = None  # built, not yet used by a call

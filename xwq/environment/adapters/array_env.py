@@ -9,10 +9,14 @@ of them.
 Heterogeneous agents are padded to the largest observation (zeros) and the largest action set
 (extra actions masked unavailable). An agent that has left the episode sees zeros and may only
 take action 0, which is never sent to the env.
+
+The numbers in each step's ``info`` become episode statistics (:func:`episode_statistics`; the
+convention is in :mod:`xwq.environment.interfaces`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -37,6 +41,50 @@ def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiA
     )
 
 
+#: per-episode quantities xwq computes itself; an env's info values of these names are not read
+RESERVED_STATISTICS = frozenset({"return", "length"})
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is one number (bool, int, float, numpy scalar or 0-d array)."""
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return float(value)
+    return None
+
+
+def episode_statistics(info: Any, agents: Collection[str]) -> dict[str, float]:
+    """The numeric statistics in one step's ``info``: top-level numbers as they are; numbers
+    inside per-agent dicts (PettingZoo's ``{agent: {key: number}}``) averaged over the agents
+    that report them (a top-level value of the same name wins). Everything else — action masks,
+    arrays, strings, the reserved names ``return`` and ``length`` — is ignored.
+
+    >>> episode_statistics({"battle_won": True, "a": {"kills": 2, "action_mask": [1, 0]},
+    ...                     "b": {"kills": 4}}, ["a", "b"])
+    {'battle_won': 1.0, 'kills': 3.0}
+    """
+    if not isinstance(info, dict):
+        return {}
+    statistics: dict[str, float] = {}
+    per_agent: dict[str, list[float]] = {}
+    for key, value in info.items():
+        if key in agents and isinstance(value, dict):
+            for name, entry in value.items():
+                number = _number(entry)
+                if number is not None:
+                    per_agent.setdefault(str(name), []).append(number)
+        else:
+            number = _number(value)
+            if number is not None:
+                statistics[str(key)] = number
+    for name, values in per_agent.items():
+        statistics.setdefault(name, float(np.mean(values)))
+    for name in RESERVED_STATISTICS & statistics.keys():
+        del statistics[name]
+    return statistics
+
+
 def _flat_size(space: spaces.Space, agent: str, what: str) -> int:
     if not isinstance(space, spaces.Box):
         raise EnvMismatchError(
@@ -49,6 +97,10 @@ class ArrayEnv:
 
     ``reset(seed) -> (obs [n, obs_dim], state [state_dim], avail [n, n_actions])``;
     ``step(actions [n]) -> (obs, state, avail, reward, terminated, truncated)``.
+
+    Attributes:
+        statistics: the numeric episode statistics of the last step's ``info``
+            (:func:`episode_statistics`); empty after a reset.
     """
 
     def __init__(self, env: MultiAgentEnv, team_reward: str = "mean") -> None:
@@ -82,6 +134,7 @@ class ArrayEnv:
                             int(env.max_episode_steps))
         self._t = 0
         self._done_agents: set[str] = set()
+        self.statistics: dict[str, float] = {}
 
     # --- dict -> arrays -------------------------------------------------------------------
     def _obs_array(self, obs: dict[str, Any]) -> np.ndarray:
@@ -136,6 +189,7 @@ class ArrayEnv:
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._t = 0
         self._done_agents = set()
+        self.statistics = {}
         obs, _ = self.env.reset(seed=seed)
         return self._obs_array(obs), self._state_array(), self._avail_array()
 
@@ -150,8 +204,9 @@ class ArrayEnv:
                 raise ValueError(f"agent '{agent}': action {action} is outside "
                                  f"Discrete({self._n_actions[i]})")
             live[agent] = action
-        obs, rewards, terminated, truncated, _ = self.env.step(live)
+        obs, rewards, terminated, truncated, info = self.env.step(live)
         self._t += 1
+        self.statistics = episode_statistics(info, self.spec.agents)
         for name, table in (("rewards", rewards), ("terminated", terminated),
                             ("truncated", truncated)):
             if not isinstance(table, dict):

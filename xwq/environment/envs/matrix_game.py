@@ -31,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult, per_env_seeds
 from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
@@ -72,7 +72,9 @@ class MatrixGameVecEnv(NativeVecEnv):
     (in separate arrays).
 
     Shapes: obs ``[K, 2, 5]``, state ``[K, 5]``, avail ``[K, 2, n]`` (all True), actions
-    ``[K, 2]``, reward ``[K]`` = ``payoff[a1, a2]``.
+    ``[K, 2]``, reward ``[K]`` = ``payoff[a1, a2]``; ``info`` reports the joint action played,
+    ``action_0`` and ``action_1`` ``[K]`` (episode statistics: their test mean shows which cell
+    a greedy policy picks).
 
     Args:
         env_id: ``"nonmonotonic"``.
@@ -109,12 +111,13 @@ class MatrixGameVecEnv(NativeVecEnv):
                 np.ones((K, OBS_DIM), dtype=np.float32),
                 np.ones((K, n, self.spec.n_actions), dtype=bool))
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if seed is not None:
-            self.rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.seed_envs(range(self.num_envs), per_env_seeds(seed, self.num_envs))
         return self._first()
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
+             ) -> StepResult:
         actions = np.asarray(actions)
         expected = (self.num_envs, self.spec.n_agents)
         if actions.shape != expected:
@@ -125,12 +128,14 @@ class MatrixGameVecEnv(NativeVecEnv):
             raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions.tolist()}")
         reward = self.payoff[actions[:, 0], actions[:, 1]].astype(np.float32)
         final_obs, final_state, final_avail = self._first()
+        self.seed_envs(range(self.num_envs), reset_seeds)  # every game ends and restarts
         obs, state, avail = self._first()
         return StepResult(
             obs=obs, state=state, avail=avail, reward=reward,
             terminated=np.ones(self.num_envs, dtype=bool),
             truncated=np.zeros(self.num_envs, dtype=bool),
-            final_obs=final_obs, final_state=final_state, final_avail=final_avail, info={})
+            final_obs=final_obs, final_state=final_state, final_avail=final_avail,
+            info={f"action_{i}": actions[:, i].astype(np.float64) for i in range(len(AGENTS))})
 
 
 
@@ -139,7 +144,8 @@ class MatrixGameParallelEnv(ParallelEnv):
 
     Agents ``agent_0`` (rows) and ``agent_1`` (columns); observations ``ones(5)`` in
     ``Box(0, 1, (5,))``; actions ``Discrete(n)``; each agent's reward is the team payoff; every
-    episode terminates after one step. ``infos[agent]["action_mask"]`` is all ones.
+    episode terminates after one step. ``infos[agent]["action_mask"]`` is all ones; after the
+    step every agent's info also holds the joint action, ``action_0`` and ``action_1``.
     """
 
     metadata = {"name": "matrix_game_nonmonotonic", "render_modes": []}
@@ -183,6 +189,9 @@ class MatrixGameParallelEnv(ParallelEnv):
             raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions}")
         reward = float(self.payoff[u1, u2])
         obs, infos = self._observe()
+        joint = {f"action_{i}": u for i, u in enumerate((u1, u2))}
+        for info in infos.values():
+            info.update(joint)
         self.agents = []
         return (obs, dict.fromkeys(AGENTS, reward), dict.fromkeys(AGENTS, True),
                 dict.fromkeys(AGENTS, False), infos)

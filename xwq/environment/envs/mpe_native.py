@@ -32,12 +32,13 @@ and ``benchmark_data`` are not implemented here: use ``vectorize: serial`` for t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
 
-from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult, per_env_seeds
 from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_NATIVE_ENV
 
@@ -176,10 +177,16 @@ class SimpleSpreadVecEnv(NativeVecEnv):
         everything = np.concatenate([self.agent_pos[envs], self.landmark_pos[envs]], axis=1)
         self._cam_range0[envs] = np.abs(everything).max(axis=(1, 2))
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reset every env; ``seed`` seeds env k with ``seed + k`` (None continues streams)."""
-        if seed is not None:
-            self.rngs = [seeding.np_random(seed + k)[0] for k in range(self.num_envs)]
+    @staticmethod
+    def make_rng(seed: int) -> np.random.Generator:
+        """mpe2's generator for ``seed`` (``gymnasium.utils.seeding.np_random``)."""
+        return seeding.np_random(seed)[0]
+
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reset every env; ``seed`` seeds env k with ``seed + k`` (a sequence: ``seed[k]``;
+        None continues streams)."""
+        self.seed_envs(range(self.num_envs), per_env_seeds(seed, self.num_envs))
         self._reset_worlds(np.arange(self.num_envs))
         obs = self._observe()
         return obs, obs.reshape(self.num_envs, -1).copy(), self._avail.copy()
@@ -235,7 +242,8 @@ class SimpleSpreadVecEnv(NativeVecEnv):
         covered = (closest < CAPTURE_RADIUS).all(axis=1)
         return rewards, covered
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
+             ) -> StepResult:
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs, self.N):
             raise ValueError(f"actions must have shape [num_envs, n_agents] = "
@@ -255,6 +263,7 @@ class SimpleSpreadVecEnv(NativeVecEnv):
         final_state = final_obs.reshape(self.num_envs, -1).copy()
         done = np.flatnonzero(terminated | truncated)
         if done.size:
+            self.seed_envs(done, reset_seeds)
             self._reset_worlds(done)
             obs = final_obs.copy()
             obs[done] = self._observe()[done]

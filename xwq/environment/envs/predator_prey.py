@@ -62,7 +62,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult
+from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult, per_env_seeds
 from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
@@ -88,8 +88,10 @@ class PredatorPreyVecEnv(NativeVecEnv):
     """K predator-prey games as numpy arrays (rules in the module docstring).
 
     Shapes: obs ``[K, n_agents, 75]``, state ``[K, 201]``, avail ``[K, n_agents, 6]``, actions
-    ``[K, n_agents]`` int, reward/terminated/truncated ``[K]``; ``info`` holds ``captures`` and
-    ``miscaptures`` (lone catch attempts), ``[K]`` int, for the step just taken.
+    ``[K, n_agents]`` int, reward/terminated/truncated ``[K]``; ``info`` holds the episode
+    statistics ``captures`` and ``punishments`` (lone catch attempts), ``[K]`` float64, counted
+    from the start of each env's episode up to the step just taken (for an env that ended, its
+    whole episode's).
 
     Args:
         env_id: ``"punishment"``.
@@ -147,6 +149,8 @@ class PredatorPreyVecEnv(NativeVecEnv):
         self._prey_pos = np.zeros((K, m, 2), dtype=np.int64)
         self._prey_alive = np.zeros((K, m), dtype=bool)
         self._t = np.zeros(K, dtype=np.int64)
+        self._captures = np.zeros(K, dtype=np.int64)  # this episode's, so far
+        self._punishments = np.zeros(K, dtype=np.int64)
         self._avail = np.zeros((K, n, N_ACTIONS), dtype=bool)
         # Cells holding a live agent or live prey, with a 1-cell border of True for the walls:
         # the one lookup every move needs.
@@ -182,10 +186,12 @@ class PredatorPreyVecEnv(NativeVecEnv):
             self._agent_live[k] = True
             self._prey_alive[k] = True
             self._t[k] = 0
+            self._captures[k] = self._punishments[k] = 0
             self._rebuild_occupancy(k)
 
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """One step of every env, no autoreset; ``actions [K, n]`` must be available."""
+        """One step of every env, no autoreset; ``actions [K, n]`` must be available. Returns
+        reward, terminated, truncated and the episode statistics so far (``[K]`` each)."""
         K, n, m = self.num_envs, self.spec.n_agents, self.n_prey
         occupied = self._occupied
 
@@ -245,7 +251,10 @@ class PredatorPreyVecEnv(NativeVecEnv):
         self._t += 1
         terminated = ~self._prey_alive.any(1) | ~self._agent_live.any(1)
         truncated = ~terminated & (self._t >= self.spec.max_episode_steps)
-        info = {"captures": captures, "miscaptures": miscaptures}
+        self._captures += captures
+        self._punishments += miscaptures
+        info = {"captures": self._captures.astype(np.float64),
+                "punishments": self._punishments.astype(np.float64)}
         return reward.astype(np.float32), terminated, truncated, info
 
     def _observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,11 +296,11 @@ class PredatorPreyVecEnv(NativeVecEnv):
         return obs, state, avail
 
     # --- the VecEnv API --------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Start a new episode in every env. ``seed=s`` seeds env k with ``s + k``; ``None``
-        continues each env's own random stream."""
-        if seed is not None:
-            self.rngs = [np.random.default_rng(seed + k) for k in range(self.num_envs)]
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start a new episode in every env. ``seed=s`` seeds env k with ``s + k`` (a sequence:
+        with ``seed[k]``); ``None`` continues each env's own random stream."""
+        self.seed_envs(range(self.num_envs), per_env_seeds(seed, self.num_envs))
         self._reset_envs(range(self.num_envs))
         self._started = True
         return self._observe()
@@ -321,13 +330,16 @@ class PredatorPreyVecEnv(NativeVecEnv):
                 "agent may only stay: choose actions with the avail mask")
         return actions
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
+             ) -> StepResult:
         actions = self._check_actions(actions)
         reward, terminated, truncated, info = self._advance(actions)
         final_obs, final_state, final_avail = self._observe()
         done = terminated | truncated
         if done.any():
-            self._reset_envs(np.flatnonzero(done))
+            ended = np.flatnonzero(done)
+            self.seed_envs(ended, reset_seeds)
+            self._reset_envs(ended)
             obs, state, avail = self._observe()
         else:
             obs, state, avail = final_obs.copy(), final_state.copy(), final_avail.copy()
@@ -433,7 +445,8 @@ class PredatorPreyParallelEnv(ParallelEnv):
 
     Every agent receives the team reward. Frozen agents stay in ``agents`` until the episode ends,
     with zero observations and ``infos[agent]["action_mask"]`` allowing only stay (index 4);
-    every step's infos carry the action masks. Unavailable actions are played as stay.
+    every step's infos carry the action masks and the episode statistics so far (``captures``,
+    ``punishments``). Unavailable actions are played as stay.
     ``reset(seed=None)`` continues the game's random stream, so a run reset with ``seed=s`` once
     and ``None`` afterwards matches env k = 0 of a vec env reset with ``seed=s``.
 
@@ -484,7 +497,7 @@ class PredatorPreyParallelEnv(ParallelEnv):
                                      f"outside Discrete({N_ACTIONS})")
                 chosen[i] = action
         chosen = np.where(self.game._avail[0, np.arange(len(chosen)), chosen], chosen, STAY)
-        reward, terminated, truncated, _ = self.game._advance(chosen[None])
+        reward, terminated, truncated, statistics = self.game._advance(chosen[None])
         obs, state, avail = self.game._observe()
         self._state = state[0]
         team = float(reward[0])
@@ -493,6 +506,8 @@ class PredatorPreyParallelEnv(ParallelEnv):
         if term or trunc:
             self.agents = []
         obs_dict, infos = self._dicts(obs[0], avail[0])
+        for info in infos.values():
+            info.update({name: float(values[0]) for name, values in statistics.items()})
         return (obs_dict, dict.fromkeys(agents, team), dict.fromkeys(agents, term),
                 dict.fromkeys(agents, trunc), infos)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv
+from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv, per_env_seeds
 from xwq.environment.vector.serial import EnvFactory, EnvSlot, stack_results
 
 
@@ -24,7 +24,7 @@ def _worker(remote, parent_remote, factory: EnvFactory) -> None:
         while True:
             command, data = remote.recv()
             if command == "step":
-                remote.send(("ok", slot.step(data)))
+                remote.send(("ok", slot.step(*data)))
             elif command == "reset":
                 remote.send(("ok", slot.reset(data)))
             elif command == "render":
@@ -67,16 +67,20 @@ class SubprocVecEnv(VecEnv):
             raise RuntimeError(f"an environment worker failed:\n{payload}")
         return payload
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def reset(self, seed: int | Sequence[int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        seeds = per_env_seeds(seed, self.num_envs)
         for k, remote in enumerate(self.remotes):
-            remote.send(("reset", None if seed is None else seed + k))
+            remote.send(("reset", seeds[k]))
         obs, state, avail = zip(*[self._receive(r) for r in self.remotes])
         return np.stack(obs), np.stack(state), np.stack(avail)
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
+             ) -> StepResult:
         actions = np.asarray(actions)
+        seeds = per_env_seeds(reset_seeds, self.num_envs)
         for k, remote in enumerate(self.remotes):
-            remote.send(("step", actions[k]))
+            remote.send(("step", (actions[k], seeds[k])))
         return stack_results([self._receive(r) for r in self.remotes])
 
     def render(self, index: int = 0) -> np.ndarray | None:

@@ -1,0 +1,71 @@
+"""Runs that could make no gradient update are refused before they start, with the keys to
+change and values that work; the count of guaranteed updates is exact for episodes that last
+their time limit."""
+
+from __future__ import annotations
+
+import pytest
+
+import xwq
+from xwq.agents.budget import guaranteed_updates
+
+
+def runner_on(env_class, name: str, run_dirs: dict, **overrides):
+    xwq.register_env(name, env_class)
+    settings = dict(parallels=4, vectorize="serial", batch_size=4, training_frequency=3,
+                    running_steps=200) | overrides
+    return xwq.get_runner("qmix", name, "x", **run_dirs, **settings)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(batch_size=64, buffer_size=32),
+     r"'batch_size' = 64 is larger than 'buffer_size' = 32.*at most 32.*at least 64"),
+    (dict(start_training=200), r"'start_training' = 200 is not below 'running_steps' = 200"),
+    (dict(running_steps=0), r"'running_steps' = 0.*e\.g\. \d+"),
+    (dict(training_frequency=500), r"fewer than 'training_frequency' = 500.*raise "
+                                   r"'running_steps' to at least 5\d\d; or lower "
+                                   r"'training_frequency' to at most 200"),
+])
+def test_certain_zero_update_configs_are_refused_before_anything_is_built(
+        overrides, message, counting_env_class, run_dirs):
+    class NeverBuilt(counting_env_class):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("the env was built")
+
+    with pytest.raises(xwq.ConfigError, match=message):
+        runner_on(NeverBuilt, "never_built", run_dirs, **overrides)
+    xwq.get_runner("qmix", "never_built", "x", is_test=True, **run_dirs, **overrides)  # tests ok
+
+
+def test_too_few_episodes_for_a_batch_is_refused_with_values_that_work(counting_env_class,
+                                                                      run_dirs, tmp_path):
+    # time limit 6, 2 envs, 20 env steps: at worst 2 episodes end, fewer than a batch of 8
+    settings = dict(parallels=2, running_steps=20, batch_size=8, training_frequency=2)
+    with pytest.raises(xwq.ConfigError) as error:
+        runner_on(counting_env_class, "too_short", run_dirs, **settings).run()
+    message = str(error.value)
+    assert "end only 2 episodes" in message and "'batch_size' = 8" in message
+    assert not (tmp_path / "logs").exists()  # refused before the run folder
+    suggested = int(message.split("'running_steps' to at least ")[1].split(";")[0].split()[0])
+    runner = runner_on(counting_env_class, "too_short", run_dirs,
+                       **settings | {"running_steps": suggested})
+    runner.run()
+    assert runner.agents.learner.updates >= 1
+    batch = int(message.split("'batch_size' to at most ")[1].split()[0].rstrip("."))
+    runner = runner_on(counting_env_class, "too_short", run_dirs,
+                       **settings | {"batch_size": batch})
+    runner.run()
+    assert runner.agents.learner.updates >= 1
+
+
+@pytest.mark.parametrize("parallels, batch_size, start_training, frequency", [
+    (2, 4, 0, 3), (3, 5, 20, 2), (4, 1, 0, 7)])
+def test_episodes_at_the_time_limit_make_exactly_the_guaranteed_updates(
+        parallels, batch_size, start_training, frequency, counting_env_class, run_dirs):
+    runner = runner_on(counting_env_class, "fixed_length", run_dirs, parallels=parallels,
+                       batch_size=batch_size, start_training=start_training,
+                       training_frequency=frequency, running_steps=61,
+                       env_kwargs={"length": 6})  # every episode ends at the time limit, 6
+    runner.run()
+    assert runner.agents.learner.updates == guaranteed_updates(
+        61, parallels, batch_size, start_training, frequency, 6)

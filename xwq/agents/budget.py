@@ -1,0 +1,118 @@
+"""Refusing a training run that could make no gradient update, before it starts.
+
+Updates need a batch of ``batch_size`` finished episodes in the buffer, ``start_training`` env
+steps collected, and then ``training_frequency`` env steps per update (``MARLAgents._learn``).
+With continuous collection (:mod:`xwq.agents.rollout`) every one of the K = ``parallels`` envs
+steps once per vectorised step, and training stops after ``ceil(running_steps / K)`` of them.
+
+:func:`check_training_budget` counts the updates such a run is sure to make when every episode
+lasts ``max_episode_steps`` (the time limit: episodes never run longer, so none can end later)
+and raises :class:`~xwq.errors.ConfigError` naming the keys to change, with values that work,
+when that count is zero. Without the time limit (before the envs are built) it assumes the
+shortest episodes, one step, and so refuses only runs that could update under no env at all.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from xwq.errors import ConfigError
+
+
+def guaranteed_updates(running_steps: int, parallels: int, batch_size: int,
+                       start_training: int, training_frequency: int,
+                       max_episode_steps: int) -> int:
+    """The gradient updates a run makes at the least, when every episode lasts
+    ``max_episode_steps`` env steps (a buffer of at least ``batch_size`` episodes assumed)."""
+    K, T = parallels, max_episode_steps
+    last = math.ceil(running_steps / K)  # vectorised steps the run makes
+    # the first vectorised step after which K * (v // T) >= batch_size episodes have ended
+    # and v * K >= start_training env steps are collected: updates are due from there on
+    first = max(T * math.ceil(batch_size / K), math.ceil(start_training / K), 1)
+    if first > last:
+        return 0
+    return (last - first + 1) * K // training_frequency
+
+
+def check_training_budget(config: Any, max_episode_steps: int | None = None) -> None:
+    """Raise ConfigError if a training run of ``config`` could make no gradient update.
+
+    Args:
+        config: the resolved config (``running_steps``, ``parallels``, ``batch_size``,
+            ``buffer_size``, ``start_training``, ``training_frequency``).
+        max_episode_steps: the env's time limit T; None before the envs exist (then only
+            the certain cases are refused, as if episodes could last one step).
+    """
+    steps, K, batch = config.running_steps, config.parallels, config.batch_size
+    T = max_episode_steps or 1
+    if steps <= 0:
+        raise ConfigError(
+            f"config key 'running_steps' = {steps}: training would collect nothing and make no "
+            f"gradient update; set running_steps to the env steps to train (e.g. "
+            f"{_enough_steps(config, T)})")
+    if batch > config.buffer_size:
+        raise ConfigError(
+            f"config key 'batch_size' = {batch} is larger than 'buffer_size' = "
+            f"{config.buffer_size}: the buffer never holds a batch, so no gradient update would "
+            f"be made; lower batch_size to at most {config.buffer_size} or raise buffer_size to "
+            f"at least {batch}")
+    if config.start_training >= steps:
+        raise ConfigError(
+            f"config key 'start_training' = {config.start_training} is not below "
+            f"'running_steps' = {steps}: updates would start only after training ends; lower "
+            f"start_training (e.g. 0) or raise running_steps to at least "
+            f"{_enough_steps(config, T)}")
+    if guaranteed_updates(steps, K, batch, config.start_training, config.training_frequency,
+                          T) > 0:
+        return
+    length = (f"every episode lasts {T} env steps (its time limit, the longest)"
+              if max_episode_steps else "every episode lasts 1 env step (the shortest)")
+    fixes = [f"raise 'running_steps' to at least {_enough_steps(config, T)}"]
+    last = math.ceil(steps / K)
+    episodes = K * (last // T)
+    if episodes < batch:
+        reason = (f"{steps} env steps in {K} parallel envs end only {episodes} episodes when "
+                  f"{length}, fewer than 'batch_size' = {batch}")
+        largest, key = _largest_batch(config, T), "batch_size"
+    else:
+        first = _first_update_step(config, T)
+        reason = (f"when {length}, updates can start at env step {first * K} (a first batch of "
+                  f"{batch} episodes, and 'start_training' = {config.start_training}), which "
+                  f"leaves {(last - first + 1) * K} env steps, fewer than 'training_frequency' = "
+                  f"{config.training_frequency} per update")
+        largest, key = _largest_frequency(config, T), "training_frequency"
+    if largest:
+        fixes.append(f"lower '{key}' to at most {largest}")
+    raise ConfigError(f"this run would make no gradient update: {reason}. To train, "
+                      + "; or ".join(fixes))
+
+
+def _first_update_step(config: Any, T: int) -> int:
+    """The vectorised step from which updates are due at the latest (episodes of T steps)."""
+    K = config.parallels
+    return max(T * math.ceil(config.batch_size / K), math.ceil(config.start_training / K), 1)
+
+
+def _enough_steps(config: Any, T: int) -> int:
+    """The smallest running_steps (a multiple of parallels) that guarantees one update."""
+    K = config.parallels
+    first = _first_update_step(config, T)
+    last = first - 1 + math.ceil(config.training_frequency / K)
+    return max(last, first, math.floor(config.start_training / K) + 1) * K
+
+
+def _largest_batch(config: Any, T: int) -> int:
+    """The largest batch_size (0 if none) with which the run is sure to make an update."""
+    return next((b for b in range(config.batch_size - 1, 0, -1)
+                 if guaranteed_updates(config.running_steps, config.parallels, b,
+                                       config.start_training, config.training_frequency, T)),
+                0)
+
+
+def _largest_frequency(config: Any, T: int) -> int:
+    """The largest training_frequency (0 if none) with which the run is sure to update."""
+    K = config.parallels
+    last = math.ceil(config.running_steps / K)
+    first = _first_update_step(config, T)
+    return (last - first + 1) * K if first <= last else 0
