@@ -40,9 +40,14 @@ class MissingFileError(XwqError, FileNotFoundError):
     """A file or folder the user named (config, model, checkpoint, results) does not exist."""
 
 
+class MissingPackageError(XwqError, ImportError):
+    """An optional package or program an env needs is not installed; the message says how to
+    install it."""
+
+
 class UsageError(XwqError, ValueError):
     """A call or command line that asks for something contradictory or malformed."""
 
 
 __all__ = ["CheckpointError", "ConfigError", "EnvMismatchError", "MissingFileError",
-           "UnknownNameError", "UsageError", "XwqError"]
+           "MissingPackageError", "UnknownNameError", "UsageError", "XwqError"]
