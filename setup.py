@@ -24,6 +24,12 @@ setup(
         "matplotlib>=3.7",  # learning curves and comparison plots
         "imageio>=2.30",  # GIFs of greedy episodes
     ],
-    extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={
+        "dev": ["pytest>=7", "ruff>=0.5"],
+        # env "smax": JaxMARL's SMAX (CPU-only JAX, about 1 GB)
+        "smax": ["jaxmarl==0.2.0"],
+        # env "sc2" needs oxwhirl's smac from git and StarCraft II; env "football" needs
+        # gfootball built from source: see the README (neither installs from an extra)
+    },
     entry_points={"console_scripts": ["xwq=xwq.cli:main"]},
 )
