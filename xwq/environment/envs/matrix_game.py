@@ -114,14 +114,7 @@ class MatrixGameVecEnv(NativeVecEnv):
         return self._first()
 
     def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"matrix_game: actions must have shape {expected}, "
-                             f"got {actions.shape}")
-        n = self.spec.n_actions
-        if (actions < 0).any() or (actions >= n).any():
-            raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions.tolist()}")
+        actions = self.check_actions(actions, "matrix_game")
         reward = self.payoff[actions[:, 0], actions[:, 1]].astype(np.float32)
         final_obs, final_state, final_avail = self._first()
         obs, state, avail = self._first()

@@ -257,14 +257,7 @@ class SMAXVecEnv(NativeVecEnv):
     def step(self, actions: np.ndarray) -> StepResult:
         if self._states is None:
             raise RuntimeError("env 'smax': call reset() before step()")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"env 'smax': actions must have shape [num_envs, n_agents] = "
-                             f"{expected}, got {actions.shape}")
-        if actions.min() < 0 or actions.max() >= self.spec.n_actions:
-            raise ValueError(f"env 'smax': actions must lie in 0..{self.spec.n_actions - 1}, "
-                             f"got values in [{actions.min()}, {actions.max()}]")
+        actions = self.check_actions(actions, "smax")
         out = self._step_all(self._keys, self._states, self._t,
                              self._jax.numpy.asarray(actions, dtype=self._jax.numpy.int32))
         self._keys, self._states, self._t = out[0], out[1], out[2]
