@@ -31,8 +31,11 @@ reward; ``team_reward: mean`` (the default) gives it as is, ``sum`` multiplies i
 Seeding: ``reset(seed=s)`` gives env k the key ``PRNGKey(s + k)``; every step splits each env's
 own key, so an env's episodes do not depend on the others or on K.
 
-Speed (measured on this 2-core machine, one core for JAX): about 10k env steps/s at 8 envs on
-3m; the first ``reset``/``step`` of each (map, K) compiles for 4–20 s.
+Speed on 3m, JAX on one core of a shared 2-core machine (``benchmarks/smax_speed.py``): about
+1,300 env steps/s with K = 1, 8,800 with K = 8, 27,000 with K = 32. The first ``reset`` and
+``step`` of each (map, K, settings) compile: about 7 + 12 s on a quiet machine, up to
+17 + 62 s (K = 8) under load. Envs built alike (a run's train and test envs, usually) share
+one compiled step.
 
 JAX threads: XLA's CPU thread pool ignores ``XLA_FLAGS`` thread limits but inherits the CPU
 affinity of the thread that starts it, so the first env built pins that start to ``jax_cores``
