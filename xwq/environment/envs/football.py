@@ -90,6 +90,8 @@ class FootballEnv(MultiAgentEnv):
     Shapes: each agent's observation ``Box(115)``, actions ``Discrete(19)``, state ``Box(115 N)``.
     """
 
+    env_ids = tuple(ACADEMY_SCENARIOS)  # for listings
+
     def __init__(self, env_id: str, number_of_left_players_agent_controls: int | None = None,
                  representation: str = "simple115v2", **create_kwargs: Any) -> None:
         require_choice("env_id", env_id, list(ACADEMY_SCENARIOS),

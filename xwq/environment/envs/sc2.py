@@ -178,6 +178,9 @@ class SC2Env(MultiAgentEnv):
     cannot change a running game and are ignored.
     """
 
+    #: the SMAC maps and examples of SMACv2 env_ids (any <race>_<n>_vs_<m> works), for listings
+    env_ids = (*SMAC_MAPS, *SMACV2_EXAMPLES)
+
     def __init__(self, env_id: str, **env_kwargs: Any) -> None:
         package, id_kwargs = parse_env_id(env_id)
         self.env_id = env_id
