@@ -28,6 +28,10 @@ setup(
         "dev": ["pytest>=7", "ruff>=0.5"],
         # sweeps on a Ray cluster (RayBackend, xwq sweep --backend ray, Ray Tune): ~700 MB
         "ray": ["ray[default]>=2.60", "ray[tune]>=2.60"],
+        # env "smax": JaxMARL's SMAX (CPU-only JAX, about 1 GB)
+        "smax": ["jaxmarl==0.2.0"],
+        # env "sc2" needs oxwhirl's smac from git and StarCraft II; env "football" needs
+        # gfootball built from source: see the README (neither installs from an extra)
     },
     entry_points={"console_scripts": ["xwq=xwq.cli:main"]},
 )

@@ -41,13 +41,13 @@ class MissingFileError(XwqError, FileNotFoundError):
     """A file or folder the user named (config, model, checkpoint, results) does not exist."""
 
 
+class MissingPackageError(XwqError, ImportError):
+    """An optional package or program (Ray, an env's simulator) is not installed; the message
+    says how to install it (the pip command, and any binary or data it needs)."""
+
+
 class UsageError(XwqError, ValueError):
     """A call or command line that asks for something contradictory or malformed."""
-
-
-class MissingPackageError(XwqError, ImportError):
-    """An optional package that a feature needs is not installed; the message has the pip
-    command."""
 
 
 __all__ = ["CheckpointError", "ConfigError", "EnvMismatchError", "MissingFileError",

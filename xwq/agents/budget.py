@@ -5,19 +5,24 @@ steps collected, and then ``training_frequency`` env steps per update (``MARLAge
 With continuous collection (:mod:`xwq.agents.rollout`) every one of the K = ``parallels`` envs
 steps once per vectorised step, and training stops after ``ceil(running_steps / K)`` of them.
 
-:func:`check_training_budget` counts the updates such a run is sure to make when every episode
-lasts ``max_episode_steps`` (the time limit: episodes never run longer, so none can end later)
-and raises :class:`~xwq.errors.ConfigError` naming the keys to change, with values that work,
-when that count is zero. Without the time limit (before the envs are built) it assumes the
-shortest episodes, one step, and so refuses only runs that could update under no env at all.
+:func:`check_training_budget` refuses, with a :class:`~xwq.errors.ConfigError` naming the keys to
+change and values that work, every run that is certain to make no update: no steps, a batch
+larger than the buffer, ``start_training`` past the budget, or too few env steps even if every
+episode lasted one step. Once the env's time limit is known it also counts the updates the run
+is sure to make when every episode lasts that long; when that count is zero it warns (with the
+same suggestions) instead of refusing, since many envs end their episodes well before the
+limit (a SMAC battle, a predator-prey round with every prey caught).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from xwq.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def guaranteed_updates(running_steps: int, parallels: int, batch_size: int,
@@ -64,10 +69,21 @@ def check_training_budget(config: Any, max_episode_steps: int | None = None) -> 
             f"start_training (e.g. 0) or raise running_steps to at least "
             f"{_enough_steps(config, T)}")
     if guaranteed_updates(steps, K, batch, config.start_training, config.training_frequency,
-                          T) > 0:
-        return
-    length = (f"every episode lasts {T} env steps (its time limit, the longest)"
-              if max_episode_steps else "every episode lasts 1 env step (the shortest)")
+                          1) == 0:
+        raise ConfigError("this run would make no gradient update: "
+                          + _no_update_reason(config, 1, "every episode lasts 1 env step (the "
+                                                         "shortest)"))
+    if max_episode_steps and guaranteed_updates(steps, K, batch, config.start_training,
+                                                config.training_frequency, T) == 0:
+        logger.warning(
+            "this run may make no gradient update: %s. It will update only if episodes end "
+            "well before their time limit", _no_update_reason(
+                config, T, f"every episode lasts {T} env steps (its time limit)"))
+
+
+def _no_update_reason(config: Any, T: int, length: str) -> str:
+    """Why a run with episodes of ``T`` env steps makes no update, and what to change."""
+    steps, K, batch = config.running_steps, config.parallels, config.batch_size
     fixes = [f"raise 'running_steps' to at least {_enough_steps(config, T)}"]
     last = math.ceil(steps / K)
     episodes = K * (last // T)
@@ -84,8 +100,7 @@ def check_training_budget(config: Any, max_episode_steps: int | None = None) -> 
         largest, key = _largest_frequency(config, T), "training_frequency"
     if largest:
         fixes.append(f"lower '{key}' to at most {largest}")
-    raise ConfigError(f"this run would make no gradient update: {reason}. To train, "
-                      + "; or ".join(fixes))
+    return f"{reason}. To train, " + "; or ".join(fixes)
 
 
 def _first_update_step(config: Any, T: int) -> int:

@@ -225,6 +225,22 @@ class NativeVecEnv(VecEnv):
             if seeds[k] is not None:
                 self.rngs[k] = self.make_rng(int(seeds[k]))
 
+    def check_actions(self, actions: Any, name: str) -> np.ndarray:
+        """``actions`` as an int array ``[num_envs, n_agents]`` with values in
+        ``0 .. n_actions - 1``, or a ValueError naming env ``name`` and what was wrong."""
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.spec.n_agents)
+        if actions.shape != expected:
+            raise ValueError(f"env {name!r}: actions must have shape [num_envs, n_agents] = "
+                             f"{expected}, got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"env {name!r}: actions must be integers, got {actions.dtype}")
+        if actions.min() < 0 or actions.max() >= self.spec.n_actions:
+            n = self.spec.n_actions
+            raise ValueError(f"env {name!r}: actions out of range: each must lie in 0..{n - 1} "
+                             f"= [0, {n}), got values in [{actions.min()}, {actions.max()}]")
+        return actions
+
 
 def per_env_seeds(seed: int | Sequence[int] | None, num_envs: int) -> list[int | None]:
     """The seed of each of ``num_envs`` envs for ``reset(seed)``: an int s gives env k

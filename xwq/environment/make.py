@@ -110,8 +110,14 @@ def check_env_id(env_name: str, env_id: str) -> None:
     """Fail now, before any env is built, on an ``env_id`` that env ``env_name`` does not have
     (or a missing package its factory needs), where its factory says how to tell: a factory may
     carry a ``check_env_id(env_id)`` attribute that raises. Factories without one are checked
-    when they build."""
+    when they build. A native-only env (in ``REGISTRY_NATIVE_ENV`` alone) is asked the same
+    way, through its class."""
     if env_name in REGISTRY_ENV:
-        check = getattr(REGISTRY_ENV[env_name], "check_env_id", None)
-        if check is not None:
-            check(env_id)
+        entry = REGISTRY_ENV[env_name]
+    elif env_name in REGISTRY_NATIVE_ENV:
+        entry = REGISTRY_NATIVE_ENV[env_name]
+    else:
+        return
+    check = getattr(entry, "check_env_id", None)
+    if check is not None:
+        check(env_id)

@@ -118,14 +118,7 @@ class MatrixGameVecEnv(NativeVecEnv):
 
     def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
              ) -> StepResult:
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"matrix_game: actions must have shape {expected}, "
-                             f"got {actions.shape}")
-        n = self.spec.n_actions
-        if (actions < 0).any() or (actions >= n).any():
-            raise ValueError(f"matrix_game: actions must be in [0, {n}), got {actions.tolist()}")
+        actions = self.check_actions(actions, "matrix_game")
         reward = self.payoff[actions[:, 0], actions[:, 1]].astype(np.float32)
         final_obs, final_state, final_avail = self._first()
         self.seed_envs(range(self.num_envs), reset_seeds)  # every game ends and restarts

@@ -244,13 +244,7 @@ class SimpleSpreadVecEnv(NativeVecEnv):
 
     def step(self, actions: np.ndarray, reset_seeds: Sequence[int] | None = None
              ) -> StepResult:
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, self.N):
-            raise ValueError(f"actions must have shape [num_envs, n_agents] = "
-                             f"{(self.num_envs, self.N)}, got {actions.shape}")
-        if actions.min() < 0 or actions.max() >= N_ACTIONS:
-            raise ValueError(f"actions must lie in 0..{N_ACTIONS - 1}, got values in "
-                             f"[{actions.min()}, {actions.max()}]")
+        actions = self.check_actions(actions, "mpe")
         agent_dist = self._physics(actions.astype(np.intp, copy=False))
         rewards, covered = self._rewards(agent_dist)
         self.t += 1

@@ -308,21 +308,12 @@ class PredatorPreyVecEnv(NativeVecEnv):
     def _check_actions(self, actions: Any) -> np.ndarray:
         if not self._started:
             raise RuntimeError("predator_prey: call reset() before step()")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"predator_prey: actions must have shape {expected}, "
-                             f"got {actions.shape}")
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"predator_prey: actions must be integers, got {actions.dtype}")
-        actions = actions.astype(np.int64)
-        bad = (actions < 0) | (actions >= N_ACTIONS)
-        if not bad.any():
-            bad = ~np.take_along_axis(self._avail, actions[..., None], -1)[..., 0]
+        actions = self.check_actions(actions, "predator_prey").astype(np.int64)
+        bad = ~np.take_along_axis(self._avail, actions[..., None], -1)[..., 0]
         if bad.any():
             k, i = (int(j) for j in np.argwhere(bad)[0])
             a = int(actions[k, i])
-            name = ACTION_NAMES[a] if 0 <= a < N_ACTIONS else "out of range"
+            name = ACTION_NAMES[a]
             allowed = [ACTION_NAMES[j] for j in np.flatnonzero(self._avail[k, i])]
             raise ValueError(
                 f"predator_prey: env {k}, agent {i}: action {a} ({name}) is not available; "
