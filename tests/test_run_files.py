@@ -234,3 +234,17 @@ def test_an_env_failing_mid_training_says_where_and_how_to_continue(run_dirs, co
     note = error.value.__notes__[-1]
     assert "flaky/x, seed 1, stopped at env step" in note and "of 400" in note
     assert "--resume auto continues from" in note and "ckpt_" in note
+
+
+def test_a_greedy_test_run_allocates_no_replay_buffer(run_dirs, trained, caplog):
+    model, _ = trained
+    caplog.clear()
+    runner = xwq.get_runner(*MATRIX, is_test=True, model_path=str(model),
+                            **small(run_dirs, buffer_size=10**5, buffer_memory_budget_mb=1))
+    assert isinstance(runner.run(), float)
+    assert runner.agents._buffer is None and "replay buffer" not in caplog.text
+    # training with the same config is refused before any run folder exists
+    with pytest.raises(xwq.XwqError, match="buffer_memory_budget_mb"):
+        xwq.get_runner(*MATRIX, **small(run_dirs, buffer_size=10**5, buffer_memory_budget_mb=1,
+                                        log_dir=run_dirs["log_dir"] + "/big")).run()
+    assert not os.path.exists(run_dirs["log_dir"] + "/big")

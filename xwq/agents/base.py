@@ -82,7 +82,7 @@ class MARLAgents:
             torch.manual_seed(config.seed)
             self.policy = REGISTRY_POLICY[config.policy](config, self.spec).to(self.device)
         self.learner = REGISTRY_LEARNER[config.learner](config, self.policy)
-        self.buffer = EpisodeBuffer(config.buffer_size, self.spec, config.buffer_memory_budget_mb)
+        self._buffer: EpisodeBuffer | None = None  # allocated on first use: tests need none
         self.epsilon = EpsilonSchedule(config.start_greedy, config.end_greedy,
                                        config.decay_step_greedy)
         self.rng = np.random.default_rng(config.seed)  # action sampling and batch sampling
@@ -100,6 +100,15 @@ class MARLAgents:
         self._log_since = 0
         self._recent: dict[str, list[float]] = {}
         self._log_steps, self._log_seconds = 0, 0.0  # env steps and seconds since the last row
+
+    @property
+    def buffer(self) -> EpisodeBuffer:
+        """The replay buffer, allocated on first use (``buffer_size`` episodes, refused with a
+        BufferTooLargeError above ``buffer_memory_budget_mb``); greedy tests never allocate it."""
+        if self._buffer is None:
+            self._buffer = EpisodeBuffer(self.config.buffer_size, self.spec,
+                                         self.config.buffer_memory_budget_mb)
+        return self._buffer
 
     # --- acting ------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, avail: np.ndarray, prev_actions: torch.Tensor,

@@ -178,6 +178,7 @@ class Experiment:
         final model under ``model_dir`` and return its path (see :func:`open_run` for
         ``resume``)."""
         config = self.config
+        _ = self.agents.buffer  # allocate (or refuse) the replay buffer before any folder exists
         with self._open("run", config.log_dir, resume) as state:
             if isinstance(state, dict):  # already finished
                 return Path(state["final_model"])
@@ -238,6 +239,7 @@ class Experiment:
         """Train with greedy evaluations in a run folder under ``results_dir``; returns the
         run's summary (also written to ``summary.json``)."""
         config = self.config
+        _ = self.agents.buffer  # allocate (or refuse) the replay buffer before any folder exists
         with self._open("benchmark", config.results_dir, resume) as state:
             if isinstance(state, dict):
                 return state
