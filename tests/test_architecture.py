@@ -119,6 +119,10 @@ def test_train_specs_run_and_report_their_summary(run_dirs):
     (result,) = SerialBackend().run([spec])
     assert result.summary["env_steps"] == 64 and Path(result.summary["final_model"]).is_file()
     assert result.run_dir.startswith(run_dirs["log_dir"])
+    # executed again with resume="auto": the finished run is reported as it is, not rerun
+    (again,) = SerialBackend().run([RunSpec(*MATRIX, seed=1, overrides=small(run_dirs),
+                                            kind="train", resume="auto")])
+    assert again.run_dir == result.run_dir and again.summary == result.summary
 
 
 # --- the run folder ----------------------------------------------------------------------------

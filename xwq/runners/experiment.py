@@ -353,6 +353,7 @@ class Experiment:
             check_training_budget(self.config, self.envs.spec.max_episode_steps)
             opened = open_run(root, self.config, resume)
             if opened.finished is not None:
+                self.run_dir = opened.run_dir
                 yield opened.finished
                 return
             lock = FolderLock(opened.run_dir)

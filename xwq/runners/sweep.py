@@ -114,10 +114,8 @@ def execute(spec: RunSpec) -> RunResult:
     if spec.kind == "benchmark":
         summary = experiment.benchmark(resume=spec.resume)
     else:
-        experiment.train(resume=spec.resume)
-        summary = read_summary(experiment.run_dir) if experiment.run_dir else None
-        if summary is None:  # resume="auto" found it finished: its folder is the summary's
-            raise RuntimeError(f"{spec}: training finished without a summary.json")
+        experiment.train(resume=spec.resume)  # a finished run found by resume="auto" too
+        summary = read_summary(experiment.run_dir)
     return RunResult(spec, summary["run_dir"], summary)
 
 
