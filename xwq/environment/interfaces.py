@@ -43,12 +43,16 @@ statistics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from xwq.errors import ConfigError
+from xwq.registry import closest
 
 
 # --- the dict API ---------------------------------------------------------------------------
@@ -253,3 +257,23 @@ def per_env_seeds(seed: int | Sequence[int] | None, num_envs: int) -> list[int |
     if len(seeds) != num_envs:
         raise ValueError(f"reset(seed=...): got {len(seeds)} seeds for {num_envs} envs")
     return seeds
+
+
+def check_env_kwargs(factory: Callable[..., Any], env_name: str, env_id: str, env_kwargs: dict,
+                     positional: int = 1) -> None:
+    """A ConfigError naming the ``env_kwargs`` keys ``factory`` does not take (and the ones it
+    does), before it is called; factories that take ``**kwargs`` check their own."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: let the call speak
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    named = [p.name for p in parameters[positional:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(env_kwargs) - set(named))
+    if unknown:
+        hint = closest(unknown[0], named)
+        raise ConfigError(
+            f"config key 'env_kwargs': env '{env_name}', env_id '{env_id}' takes no "
+            f"{', '.join(repr(k) for k in unknown)}; it takes {sorted(named)}.{hint}")

@@ -9,15 +9,14 @@ serially or in subprocesses (:mod:`xwq.environment.vector`).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
-from xwq.environment.interfaces import VecEnv
+from xwq.environment.interfaces import VecEnv, check_env_kwargs
 from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
 from xwq.errors import ConfigError, UsageError
-from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, closest
+from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 
 def register_env(name: str, factory: Callable[..., Any]) -> None:
@@ -31,26 +30,6 @@ def register_env(name: str, factory: Callable[..., Any]) -> None:
         raise UsageError(f"register_env({name!r}, ...): the factory must be callable, "
                          f"got {type(factory).__name__}")
     REGISTRY_ENV[name] = factory
-
-
-def check_env_kwargs(factory: Callable[..., Any], env_name: str, env_id: str, env_kwargs: dict,
-                     positional: int = 1) -> None:
-    """A ConfigError naming the ``env_kwargs`` keys ``factory`` does not take (and the ones it
-    does), before it is called; factories that take ``**kwargs`` check their own."""
-    try:
-        parameters = list(inspect.signature(factory).parameters.values())
-    except (TypeError, ValueError):  # a builtin or C callable: let the call speak
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return
-    named = [p.name for p in parameters[positional:]
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(env_kwargs) - set(named))
-    if unknown:
-        hint = closest(unknown[0], named)
-        raise ConfigError(
-            f"config key 'env_kwargs': env '{env_name}', env_id '{env_id}' takes no "
-            f"{', '.join(repr(k) for k in unknown)}; it takes {sorted(named)}.{hint}")
 
 
 def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,

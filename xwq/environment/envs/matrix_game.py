@@ -31,7 +31,13 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult, per_env_seeds
+from xwq.environment.interfaces import (
+    EnvSpec,
+    NativeVecEnv,
+    StepResult,
+    check_env_kwargs,
+    per_env_seeds,
+)
 from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
@@ -203,11 +209,8 @@ class MatrixGameParallelEnv(ParallelEnv):
 def make_matrix_game(env_id: str = "nonmonotonic", **env_kwargs: Any) -> MatrixGameParallelEnv:
     """``REGISTRY_ENV["matrix_game"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
-    try:
-        return MatrixGameParallelEnv(**env_kwargs)
-    except TypeError as error:
-        raise ConfigError(f"env 'matrix_game': bad env_kwargs {env_kwargs}: {error}; "
-                          "the only keyword is 'payoff'") from None
+    check_env_kwargs(MatrixGameParallelEnv, "matrix_game", env_id, env_kwargs, positional=0)
+    return MatrixGameParallelEnv(**env_kwargs)
 
 
 make_matrix_game.check_env_id = _check_env_id  # read by make.check_env_id

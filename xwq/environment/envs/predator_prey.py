@@ -62,7 +62,13 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from xwq.environment.interfaces import EnvSpec, NativeVecEnv, StepResult, per_env_seeds
+from xwq.environment.interfaces import (
+    EnvSpec,
+    NativeVecEnv,
+    StepResult,
+    check_env_kwargs,
+    per_env_seeds,
+)
 from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, require_choice
 
@@ -516,10 +522,10 @@ class PredatorPreyParallelEnv(ParallelEnv):
 def make_predator_prey(env_id: str = "punishment", **env_kwargs: Any) -> PredatorPreyParallelEnv:
     """``REGISTRY_ENV["predator_prey"]``: one game as a PettingZoo ParallelEnv."""
     _check_env_id(env_id)
-    try:
-        return PredatorPreyParallelEnv(**env_kwargs)
-    except TypeError as error:
-        raise ConfigError(f"config key 'env_kwargs': env 'predator_prey': {error}") from None
+    # the PettingZoo env hands its kwargs (all but render_mode) to the vec env's constructor
+    check_env_kwargs(PredatorPreyVecEnv, "predator_prey", env_id,
+                     {k: v for k, v in env_kwargs.items() if k != "render_mode"}, positional=2)
+    return PredatorPreyParallelEnv(**env_kwargs)
 
 
 make_predator_prey.check_env_id = _check_env_id  # read by make.check_env_id
