@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from xwq.errors import UsageError
-from xwq.runners.process_backend import ProcessBackend, check_workers
+from xwq.runners.process_backend import ProcessBackend, worker_count
 from xwq.runners.ray_backend import RayBackend
 from xwq.runners.sweep import Backend, SerialBackend
 
@@ -20,7 +20,7 @@ def make_backend(backend: str | Backend | None, runs: int, workers: int = 1,
     ``"local"``: :class:`ProcessBackend` with up to ``workers`` processes (serial for one);
     ``"ray"``: a :class:`RayBackend` at ``address`` (Ray schedules by resources, so ``workers``
     must stay 1: set ``ray_num_cpus`` instead)."""
-    check_workers(workers, [0, 1])
+    worker_count(workers)
     if backend is None or backend == "local":
         if address is not None:
             raise UsageError("--address / address= is for the ray backend")

@@ -86,7 +86,7 @@ class ProcessBackend:
     log line naming its seed; SIGTERM and Ctrl-C stop the workers too."""
 
     def __init__(self, workers: int) -> None:
-        self.workers = check_workers(workers, [0, 1])
+        self.workers = worker_count(workers)
 
     def run(self, specs: Sequence[RunSpec], progress: bool = True) -> list[RunResult]:
         # the workers' bars would interleave: the parent shows one bar over the runs
@@ -168,8 +168,8 @@ def _receive(conn: Connection, process: Any, seed: int, method: str) -> tuple[bo
         f"checkpoints are kept: rerun with resume='auto'.{hint}"), "")
 
 
-def check_workers(workers: Any, seeds: Sequence[int] | None) -> int:
-    """``workers`` as a positive int (numpy ints too); more than one needs ``seeds``."""
+def worker_count(workers: Any) -> int:
+    """``workers`` as a positive int (numpy ints too), or a UsageError."""
     try:
         count = operator.index(workers)
     except TypeError:
@@ -177,6 +177,12 @@ def check_workers(workers: Any, seeds: Sequence[int] | None) -> int:
     if isinstance(workers, bool) or count < 1:
         raise UsageError(f"workers must be a positive integer (processes running seeds at "
                          f"once), got {workers!r}")
+    return count
+
+
+def check_workers(workers: Any, seeds: Sequence[int] | None) -> int:
+    """:func:`worker_count`, and more than one worker needs ``seeds``."""
+    count = worker_count(workers)
     if count > 1 and not seeds:
         raise UsageError("workers > 1 runs several seeds at once: give seeds too (--seeds "
                          "on the command line)")
