@@ -185,3 +185,17 @@ def test_real_gfootball_smoke():
                 env.reset()
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("env_id", sorted(xwq.common.config.available_envs()["football"]))
+def test_packaged_buffer_fits_the_default_memory_budget(fake_gfootball, env_id):
+    """The packaged buffer_size of every map fits buffer_memory_budget_mb (a new user's
+    `xwq train --env football` must not be refused)."""
+    from xwq.agents.buffer import episode_layout
+    from xwq.common.config import get_configs
+
+    config = get_configs(method="vdn", env="football", env_id=env_id)
+    env = ArrayEnv(FootballEnv(env_id, **config.env_kwargs))
+    per_episode = sum(int(np.prod(shape)) * dtype.itemsize
+                      for shape, dtype in episode_layout(env.spec).values())
+    assert config.buffer_size * per_episode / 2**20 <= config.buffer_memory_budget_mb

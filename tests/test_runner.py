@@ -381,3 +381,21 @@ def test_is_test_finds_a_benchmark_model(run_dirs):
     xwq.get_runner(*MATRIX, **small(run_dirs, save_interval=0)).benchmark()
     mean = xwq.get_runner(*MATRIX, is_test=True, **small(run_dirs)).run()
     assert -12.0 <= mean <= 8.0
+
+
+def test_messages_print_once_when_a_later_import_configures_the_root_logger():
+    """gfootball's absl configures the root logger when its env is built, after get_runner set
+    up xwq's own handler: each message must still print once."""
+    import subprocess
+
+    code = (
+        "import logging\n"
+        "from xwq.common.process import default_logging\n"
+        "default_logging()\n"
+        "logging.getLogger('xwq.x').info('before')\n"
+        "logging.basicConfig(format='root:%(message)s', level=logging.INFO)\n"
+        "logging.getLogger('xwq.x').info('after')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stderr.splitlines() == ["[xwq] before", "root:after"]

@@ -17,11 +17,24 @@ from xwq.common.seeding import set_seed
 from xwq.errors import ConfigError
 
 
+class _FallbackHandler(logging.StreamHandler):
+    """Prints xwq's records only while the root logger has no handler of its own.
+
+    A package imported later may configure the root logger (gfootball's absl does when its env
+    is built); from then on the record reaches the user through the root's handler alone, not
+    twice.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
 def default_logging() -> None:
     """Show xwq's INFO messages (results, saved paths) unless the user configured logging."""
     package_logger = logging.getLogger("xwq")
     if not package_logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
+        handler = _FallbackHandler()
         handler.setFormatter(logging.Formatter("[xwq] %(message)s"))
         package_logger.addHandler(handler)
         package_logger.setLevel(logging.INFO)
