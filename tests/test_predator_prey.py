@@ -765,3 +765,11 @@ def test_packaged_predator_prey_configs(method):
     assert config.env_kwargs == {"punishment": -2.0}  # the authors' rules are the env's defaults
     if method in ("cw_qmix", "ow_qmix", "wqmix"):
         assert config.alpha == 0.1
+
+
+def test_paper_reproduction_names_the_env_rules_it_ran(benchmark_script):
+    paper = benchmark_script("reproduce_paper")
+    assert paper.env_rules({}).startswith("the WQMIX authors'")
+    assert paper.env_rules({"env_kwargs": {"punishment": -0.5}}).endswith("punishment -0.5")
+    earlier = paper.env_rules({"env_kwargs": EARLIER_XWQ_RULES})
+    assert "except" in earlier and "'order': 'index'" in earlier
