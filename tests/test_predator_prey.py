@@ -24,6 +24,7 @@ from xwq.environment.envs.predator_prey import (
     PredatorPreyVecEnv,
     make_predator_prey,
 )
+from xwq.errors import ConfigError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV, UnknownNameError
 
 METHODS = ("iql", "vdn", "qmix", "wqmix", "cw_qmix", "ow_qmix")
@@ -678,6 +679,14 @@ def test_bad_arguments_say_what_is_wrong():
         PredatorPreyVecEnv("punishmnet")
     with pytest.raises(ValueError, match="do not fit"):
         PredatorPreyVecEnv(n_agents=10, n_prey=10, grid_size=4)
+    with pytest.raises(ConfigError, match=r"order must be one of \['random', 'index'\]"):
+        PredatorPreyVecEnv(order="sorted")
+    with pytest.raises(ConfigError, match="third_channel must be one of"):
+        PredatorPreyVecEnv(third_channel="walls")
+    with pytest.raises(ConfigError, match="mask_walls must be true or false, got 'yes'"):
+        PredatorPreyVecEnv(mask_walls="yes")
+    with pytest.raises(ConfigError, match="takes no 'odrer'"):
+        make_predator_prey("punishment", odrer="index")
     env = small_env()
     with pytest.raises(ValueError, match="both at"):
         env.set_positions(0, [(1, 1), (1, 1)], [(3, 3)])
