@@ -35,7 +35,10 @@ state                         the grid's 3 channels, no time:        2 channels 
 ============================  =====================================  ============================
 
 ``{order: index, mask_walls: false, third_channel: outside, channels_last: false,
-state_time: true}`` is xwq's earlier env exactly (same trajectories for the same seeds).
+state_time: true}`` (:data:`EARLIER_XWQ_RULES`) is xwq's earlier env exactly (same trajectories
+for the same seeds). Every other rule below was already the authors' (world, actions, blocking,
+catch availability, capture by ≥ 2 adjacent catchers, punishment per prey, freezing, prey
+flight, episode end, rewards, reset); ``benchmarks/results/paper/README.md`` has the full table.
 
 One step of one env (all K envs of a :class:`PredatorPreyVecEnv` at once):
 
