@@ -5,8 +5,9 @@
   OW-QMIX over several seeds: the learned Q_tot table of every seed (and Q̂* for the weighted
   methods), the element-wise median over seeds, and how many seeds' greedy joint action is the
   optimal (8) cell. Writes ``matrix_game.json`` and ``matrix_game.md``.
-- ``predator_prey``: predator-prey with punishment p = -2 (8 agents, 8 prey, 10×10) for QMIX,
-  VDN, CW-QMIX and OW-QMIX: greedy test return against env steps (one benchmark
+- ``predator_prey``: predator-prey with punishment p = -2 (8 agents, 8 prey, 10×10; the authors'
+  env rules and run settings, oxwhirl/wqmix ``stag_hunt.py`` and ``pred_prey_punish.yaml``, as
+  packaged) for QMIX, VDN, CW-QMIX and OW-QMIX: greedy test return against env steps (one benchmark
   :class:`xwq.runners.RunSpec` per method and seed, run by :func:`xwq.runners.execute`), median
   and quartile band over seeds. Writes ``predator_prey.json``, ``predator_prey.png`` and
   ``predator_prey.md``.
@@ -310,6 +311,16 @@ def plot_predator_prey(data: dict[str, Any], path: Path) -> None:
                      f"{len(meta['seeds'])} seeds: median, 25-75%)")
 
 
+def env_rules(overrides: dict[str, Any]) -> str:
+    """Which predator-prey rules a run used: the packaged ones (the authors') unless
+    ``env_kwargs`` changed them."""
+    kwargs = overrides.get("env_kwargs") or {}
+    changed = {k: v for k, v in kwargs.items() if k != "punishment"}
+    rules = ("the WQMIX authors' (oxwhirl/wqmix `stag_hunt.py`, `pred_prey_punish.yaml`)"
+             if not changed else f"the authors' except env_kwargs {changed}")
+    return rules + f", punishment {kwargs.get('punishment', -2.0)}"
+
+
 def predator_prey_markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     lines = ["# Predator-prey with punishment -2, WQMIX paper §6.2", "",
@@ -317,6 +328,7 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
              f"Commit: `{meta['git_commit']}`, date {meta['date']}, budget {meta['budget']} "
              f"({meta['running_steps']} env steps per run; the paper: 1,000,000), "
              f"seeds {meta['seeds']}", "",
+             f"Env rules: {env_rules(meta.get('overrides', {}))}", "",
              "Greedy test return (16 episodes per evaluation; maximum 40). Median over seeds "
              "[min, max in brackets].", "",
              "| method | final return | best return | return at half budget | updates "

@@ -5,50 +5,101 @@ agents next to it choose *catch* in the same step; a lone attempt costs the team
 ``p`` (default -2, the paper also uses 0 and -0.5). The punishment makes the task hard for
 monotonic value factorisations: a single agent's value of *catch* depends on its partner.
 
-One step of one env, in this order (all K envs of a :class:`PredatorPreyVecEnv` at once):
+The default rules are those the WQMIX authors ran: ``src/envs/stag_hunt/stag_hunt.py`` with
+``src/config/envs/pred_prey_punish.yaml`` in oxwhirl/wqmix (stag hunt with 8 agents, 8 stags,
+0 hares, ``capture_action: True``, ``capture_action_conditions: [2, 1]``,
+``miscapture_punishment: -2``, ``agent_obs: [2, 2]``, ``remove_frozen: True``,
+``observe_walls: False``, ``episode_limit: 200``). This is an own numpy implementation of those
+facts, vectorised over K envs, not their code. Where xwq's design notes (DESIGN.md §3) leave a
+rule open or xwq used to differ — step order, the third channel, the state's layout and time
+feature, moves into walls — the authors' rule is the default and xwq's earlier rule an option:
 
-1. **Agents move, in agent index order** (agent 0 first). Actions: 0 right, 1 down, 2 left, 3 up,
-   4 stay, 5 catch (the agent stays). A move succeeds when the target cell is inside the grid and
-   holds no live agent and no live prey *at that moment*: agent i sees where agents 0..i-1 already
-   are this step, so it may enter a cell that a lower-indexed agent just left but is blocked by a
-   higher-indexed agent that has not moved yet. A failed move is a stay. The order is fixed, so a
-   step is a deterministic function of state and actions.
-2. **Captures, in prey index order.** The catchers of a live prey are the agents on one of its 4
-   adjacent cells that chose catch and have not already taken part in a capture this step.
-   Two or more catchers: the prey is captured (team reward ``+capture_reward``) and removed, and
-   its catchers are **frozen** for the rest of the episode (off the grid, observation all zeros,
-   only *stay* available). Exactly one catcher: the team receives ``punishment``. An agent adjacent
-   to two prey tries both, but counts towards at most one capture.
-3. **Prey move, in prey index order:** each live prey moves to a uniformly random free adjacent
-   cell (inside the grid, no live agent or prey), or stays when none is free. Each env draws
-   ``n_prey`` uniforms from its own generator every step, whatever happens, so an env's random
-   stream does not depend on how many envs run beside it.
-4. The episode **terminates** when every prey is caught or every agent is frozen. Otherwise it is
+============================  =====================================  ============================
+rule                          authors (default)                      xwq before (env_kwargs)
+============================  =====================================  ============================
+order within a step           agents move in a random order, then    agent index order, then all
+                              prey one by one in a random order,     captures in prey index
+                              each prey's capture check followed by  order, then all prey moves
+                              its move (``order: random``)           (``order: index``)
+moves into the grid edge      unavailable (masked)                   available, act as stay
+                              (``mask_walls: true``)                 (``mask_walls: false``)
+observation channels          agents, prey, hares (always 0: the     agents, prey, outside-the-
+                              paper's config has no hares; cells     grid (``third_channel:
+                              beyond the edge are 0)                 outside``)
+                              (``third_channel: hare``)
+flattening of obs and state   cell-major, channels last:             channel-major
+                              ``[row, col, channel]``                (``channels_last: false``)
+                              (``channels_last: true``)
+state                         the grid's 3 channels, no time:        2 channels + ``t/T``: 201
+                              300 values (``state_time: false``)     (``state_time: true``)
+============================  =====================================  ============================
+
+``{order: index, mask_walls: false, third_channel: outside, channels_last: false,
+state_time: true}`` (:data:`EARLIER_XWQ_RULES`) is xwq's earlier env exactly (same trajectories
+for the same seeds). Every other rule below was already the authors' (world, actions, blocking,
+catch availability, capture by ≥ 2 adjacent catchers, punishment per prey, freezing, prey
+flight, episode end, rewards, reset); ``benchmarks/results/paper/README.md`` has the full table.
+
+One step of one env (all K envs of a :class:`PredatorPreyVecEnv` at once):
+
+1. **Agents move, one after another** in a fresh uniformly random order each step (``order:
+   index``: agent 0 first). Actions: 0 right, 1 down, 2 left, 3 up, 4 stay, 5 catch (the agent
+   stays). A move succeeds when the target cell is inside the grid and holds no live agent and no
+   live prey *at that moment*: an agent sees where the agents before it in the order already are
+   this step, so it may enter a cell an earlier agent just left but is blocked by a later agent
+   that has not moved yet. A failed move is a stay. Frozen agents do not move.
+2. **Prey, one after another** in a fresh uniformly random order each step. For each live prey:
+
+   a. *Capture check.* Its catchers are the live (not frozen) agents on one of its 4 adjacent
+      cells (no diagonals) that chose catch. Two or more catchers: the prey is captured (team
+      reward ``+capture_reward``) and removed, and its catchers are **frozen** for the rest of
+      the episode (removed from the grid, observation all zeros, only *stay* available). Exactly
+      one catcher: the team receives ``punishment``. An agent frozen by an earlier prey this step
+      no longer counts, so an agent joins at most one capture; an agent trying alone next to two
+      prey is punished twice.
+   b. *Flight.* A prey that was not captured moves to a uniformly random free adjacent cell
+      (inside the grid, no live agent or prey at that moment), or stays when none is free; it
+      never rests by choice (``p_stags_rest: 0``).
+
+   With ``order: index`` all captures come first (prey index order), then all flights.
+   Each env draws its random numbers from its own generator every step, whatever happens
+   (``n_agents + 2·n_prey`` uniforms; ``order: index``: ``n_prey``), so an env's random stream
+   does not depend on how many envs run beside it.
+3. The episode **terminates** when every prey is caught or every agent is frozen. Otherwise it is
    **truncated** (a time limit, not a terminal state) after ``max_episode_steps`` = 200 steps.
+   (The authors' runner marks a step that reaches the limit as a time limit even when it also
+   caught the last prey; here termination wins.)
+
+No time penalty and no collision reward (``reward_time: 0``, ``reward_collision: 0``).
 
 Maximum return 40, reconciled with "+10 per capture" and 8 prey: every capture freezes at least
 two agents and an agent counts towards at most one capture, so 8 agents make at most
-``n_agents // 2 = 4`` captures; 4 × 10 = 40, as in the paper (and in its reference code, where
-frozen agents are removed from the grid). In general ``max_return = capture_reward ×
-min(n_prey, n_agents // 2)`` (:attr:`PredatorPreyVecEnv.max_return`). The reward is already a team
-reward (one scalar per env), so the ``team_reward`` config key does not apply to the native env.
-Through the PettingZoo face every agent receives that team reward, so ``vectorize: serial`` with
-``team_reward: mean`` gives the same numbers (``sum`` would multiply them by ``n_agents``).
+``n_agents // 2 = 4`` captures; 4 × 10 = 40, as in the paper. In general ``max_return =
+capture_reward × min(n_prey, n_agents // 2)`` (:attr:`PredatorPreyVecEnv.max_return`). The
+reward is already a team reward (one scalar per env), so the ``team_reward`` config key does not
+apply to the native env. Through the PettingZoo face every agent receives that team reward, so
+``vectorize: serial`` with ``team_reward: mean`` gives the same numbers (``sum`` would multiply
+them by ``n_agents``).
 
 Coordinates are ``(x, y)``: x the column (right = +x), y the row (down = +y), origin top-left.
-Positions at reset are drawn uniformly without overlap (``rng.choice`` over the cells).
+Positions at reset are drawn uniformly without overlap (``rng.choice`` over the cells; the
+authors place agents then prey by rejection sampling, the same distribution).
 
 Observation of agent i (``obs_dim = 3 × (2·view+1)²`` = 75): the ``(2·view+1)²`` window centred on
-the agent, channels ``[agents, prey, outside-the-grid]`` (1 where a live agent stands, the
-observer included at the centre; 1 where a live prey stands; 1 for window cells beyond the grid
-edge), flattened channel-major as ``[3, 2·view+1, 2·view+1]`` (row = y, column = x).
+the agent, channels ``[agents, prey, third]``: 1 where a live agent stands (the observer included
+at the centre), 1 where a live prey stands, and the third channel 0 (hares; ``third_channel:
+outside``: 1 for window cells beyond the grid edge). Flattened ``[row, col, channel]`` (row = y,
+column = x; ``channels_last: false``: ``[channel, row, col]``). A frozen agent's observation is
+all zeros.
 
-State (``state_dim = 2 × grid_size² + 1`` = 201): the whole grid, channels ``[agents, prey]``
-flattened as ``[2, grid_size, grid_size]``, then the elapsed fraction of the time limit ``t / T``
-(drop it with ``state_time=False``) so that a value conditioned on the state can see the limit.
+State (``state_dim = 3 × grid_size²`` = 300): the whole grid, channels ``[agents, prey, hares]``
+flattened ``[row, col, channel]``. ``third_channel: outside`` drops the third channel (2 ×
+grid_size²), ``channels_last: false`` flattens ``[channel, row, col]``, and ``state_time: true``
+appends the elapsed fraction of the time limit ``t / T``.
 
-Available actions: a live agent may always move (a blocked move is a stay) or stay; it may catch
-only with a live prey on one of its 4 adjacent cells. A frozen agent may only stay. The native env
+Available actions: a live agent may stay, move towards any cell inside the grid (an occupied cell
+too: the move then fails; ``mask_walls: false``: towards the edge too, as a stay), and catch only
+with a live prey on one of its 4 adjacent cells. A frozen agent may only stay. The native env
 raises ``ValueError`` for an unavailable action (a masking bug upstream); the PettingZoo face
 treats it as stay, since PettingZoo's API test samples actions without masks.
 """
@@ -80,6 +131,11 @@ ACTION_NAMES = ("right", "down", "left", "up", "stay", "catch")
 DIRECTIONS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
 # Displacement per action; stay and catch do not move.
 MOVES = np.concatenate([DIRECTIONS, np.zeros((2, 2), dtype=np.int64)])
+ORDERS = ("random", "index")
+THIRD_CHANNELS = ("hare", "outside")
+#: env_kwargs that give xwq's rules before it followed the authors' (module docstring)
+EARLIER_XWQ_RULES = {"order": "index", "mask_walls": False, "third_channel": "outside",
+                     "channels_last": False, "state_time": True}
 
 Position = Sequence[int] | None
 
@@ -93,11 +149,11 @@ def _check_env_id(env_id: str) -> None:
 class PredatorPreyVecEnv(NativeVecEnv):
     """K predator-prey games as numpy arrays (rules in the module docstring).
 
-    Shapes: obs ``[K, n_agents, 75]``, state ``[K, 201]``, avail ``[K, n_agents, 6]``, actions
-    ``[K, n_agents]`` int, reward/terminated/truncated ``[K]``; ``info`` holds the episode
-    statistics ``captures`` and ``punishments`` (lone catch attempts), ``[K]`` float64, counted
-    from the start of each env's episode up to the step just taken (for an env that ended, its
-    whole episode's).
+    Shapes: obs ``[K, n_agents, 75]``, state ``[K, 300]`` (201 with ``third_channel='outside'``
+    and ``state_time=True``), avail ``[K, n_agents, 6]``, actions ``[K, n_agents]`` int,
+    reward/terminated/truncated ``[K]``; ``info`` holds the episode statistics ``captures`` and
+    ``punishments`` (lone catch attempts), ``[K]`` float64, counted from the start of each env's
+    episode up to the step just taken (for an env that ended, its whole episode's).
 
     Args:
         env_id: ``"punishment"``.
@@ -109,6 +165,14 @@ class PredatorPreyVecEnv(NativeVecEnv):
         capture_reward: team reward per captured prey (10).
         punishment: team reward of each lone catch attempt (-2.0; the paper also uses 0, -0.5).
         max_episode_steps: time limit (200); reaching it truncates the episode.
+        order: ``"random"`` (the authors: a fresh random order of agents and of prey every
+            step, each prey's capture check then its move) or ``"index"`` (index order, all
+            captures before all prey moves).
+        mask_walls: moves towards the grid edge are unavailable (the authors) rather than stays.
+        third_channel: ``"hare"`` (the authors' third entity type, always empty here) or
+            ``"outside"`` (1 beyond the grid edge; the state then has 2 channels).
+        channels_last: flatten observation and state ``[row, col, channel]`` (the authors) or
+            ``[channel, row, col]``.
         state_time: append ``t / max_episode_steps`` to the state.
 
     Tests and demonstrations can place everything by hand with :meth:`set_positions`.
@@ -119,7 +183,9 @@ class PredatorPreyVecEnv(NativeVecEnv):
     def __init__(self, env_id: str = "punishment", num_envs: int = 1, team_reward: str = "mean",
                  *, n_agents: int = 8, n_prey: int = 8, grid_size: int = 10, view: int = 2,
                  capture_reward: float = 10.0, punishment: float = -2.0,
-                 max_episode_steps: int = 200, state_time: bool = True) -> None:
+                 max_episode_steps: int = 200, order: str = "random", mask_walls: bool = True,
+                 third_channel: str = "hare", channels_last: bool = True,
+                 state_time: bool = False) -> None:
         _check_env_id(env_id)
         for name, value, low in (("num_envs", num_envs, 1), ("n_agents", n_agents, 1),
                                  ("n_prey", n_prey, 1), ("grid_size", grid_size, 1),
@@ -133,18 +199,33 @@ class PredatorPreyVecEnv(NativeVecEnv):
         for name, value in (("capture_reward", capture_reward), ("punishment", punishment)):
             if not np.isfinite(float(value)):
                 raise ConfigError(f"env 'predator_prey': {name} must be a finite number")
+        for name, value, choices in (("order", order, ORDERS),
+                                     ("third_channel", third_channel, THIRD_CHANNELS)):
+            if value not in choices:
+                raise ConfigError(f"env 'predator_prey': env_kwargs {name} must be one of "
+                                  f"{list(choices)}, got {value!r}")
+        for name, value in (("mask_walls", mask_walls), ("channels_last", channels_last),
+                            ("state_time", state_time)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"env 'predator_prey': env_kwargs {name} must be true or "
+                                  f"false, got {value!r}")
         self.num_envs = int(num_envs)
         self.n_prey = int(n_prey)
         self.grid_size = int(grid_size)
         self.view = int(view)
         self.capture_reward = float(capture_reward)
         self.punishment = float(punishment)
+        self.order = order
+        self.mask_walls = bool(mask_walls)
+        self.third_channel = third_channel
+        self.channels_last = bool(channels_last)
         self.state_time = bool(state_time)
         width = 2 * self.view + 1
+        self._state_channels = 3 if third_channel == "hare" else 2
         self.spec = EnvSpec(
             agents=tuple(f"agent_{i}" for i in range(n_agents)),
             obs_dim=3 * width * width,
-            state_dim=2 * self.grid_size ** 2 + int(self.state_time),
+            state_dim=self._state_channels * self.grid_size ** 2 + int(self.state_time),
             n_actions=N_ACTIONS,
             max_episode_steps=int(max_episode_steps),
         )
@@ -161,6 +242,7 @@ class PredatorPreyVecEnv(NativeVecEnv):
         # Cells holding a live agent or live prey, with a 1-cell border of True for the walls:
         # the one lookup every move needs.
         self._occupied = np.ones((K, self.grid_size + 2, self.grid_size + 2), dtype=bool)
+        self._envs = np.arange(K)
         self._started = False
 
     @property
@@ -179,8 +261,11 @@ class PredatorPreyVecEnv(NativeVecEnv):
 
     def _blocked(self, cells: np.ndarray) -> np.ndarray:
         """``cells [K, ..., 2]`` -> ``[K, ...]``: off the grid, or a live agent or prey is there."""
-        env = np.arange(self.num_envs).reshape((-1,) + (1,) * (cells.ndim - 2))
+        env = self._envs.reshape((-1,) + (1,) * (cells.ndim - 2))
         return self._occupied[env, cells[..., 1] + 1, cells[..., 0] + 1]
+
+    def _set_occupied(self, envs: np.ndarray, cells: np.ndarray, value: bool) -> None:
+        self._occupied[envs, cells[:, 1] + 1, cells[:, 0] + 1] = value
 
     def _reset_envs(self, indices: Sequence[int] | np.ndarray) -> None:
         n, m, G = self.spec.n_agents, self.n_prey, self.grid_size
@@ -195,65 +280,98 @@ class PredatorPreyVecEnv(NativeVecEnv):
             self._captures[k] = self._punishments[k] = 0
             self._rebuild_occupancy(k)
 
+    def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This step's agent order ``[K, n]``, prey order ``[K, m]`` and flight uniforms
+        ``[K, m]`` (by slot in the prey order), each env from its own generator."""
+        K, n, m = self.num_envs, self.spec.n_agents, self.n_prey
+        if self.order == "index":
+            uniforms = np.stack([rng.random(m) for rng in self.rngs])
+            return (np.broadcast_to(np.arange(n), (K, n)), np.broadcast_to(np.arange(m), (K, m)),
+                    uniforms)
+        uniforms = np.stack([rng.random(n + 2 * m) for rng in self.rngs])
+        # argsort of iid uniforms: a uniformly random permutation per env
+        return (np.argsort(uniforms[:, :n], axis=1), np.argsort(uniforms[:, n:n + m], axis=1),
+                uniforms[:, n + m:])
+
+    def _move_agent(self, agent: np.ndarray, actions: np.ndarray) -> None:
+        """Agent ``agent[k]`` of every env k tries its move (``actions [K, n]``)."""
+        envs = self._envs
+        action = actions[envs, agent]
+        moving = self._agent_live[envs, agent] & (action < STAY)
+        if not moving.any():
+            return
+        target = self._agent_pos[envs, agent] + MOVES[action]
+        ok = np.flatnonzero(moving & ~self._blocked(target))
+        self._set_occupied(ok, self._agent_pos[ok, agent[ok]], False)
+        self._set_occupied(ok, target[ok], True)
+        self._agent_pos[ok, agent[ok]] = target[ok]
+
+    def _capture(self, prey: np.ndarray, catching: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Capture check of prey ``prey[k]`` of every env k; ``catching [K, n]``: chose catch.
+        Returns ``(captured, punished)``, ``[K]`` bool each."""
+        envs = self._envs
+        alive = self._prey_alive[envs, prey]
+        cell = self._prey_pos[envs, prey]
+        adjacent = np.abs(self._agent_pos - cell[:, None]).sum(-1) == 1
+        catchers = catching & self._agent_live & adjacent & alive[:, None]
+        count = catchers.sum(1)
+        captured = count >= 2
+        hit = np.flatnonzero(captured)
+        if hit.size:
+            self._prey_alive[hit, prey[hit]] = False
+            self._set_occupied(hit, cell[hit], False)
+            frozen = catchers & captured[:, None]
+            self._agent_live &= ~frozen
+            k_frozen, i_frozen = np.nonzero(frozen)
+            self._set_occupied(k_frozen, self._agent_pos[k_frozen, i_frozen], False)
+        return captured, count == 1
+
+    def _flee(self, prey: np.ndarray, uniform: np.ndarray) -> None:
+        """Prey ``prey[k]`` of every env k, if alive, moves to the free neighbour that
+        ``uniform[k]`` picks, uniformly among the free ones (stays when none is free)."""
+        envs = self._envs
+        cells = self._prey_pos[envs, prey][:, None] + DIRECTIONS  # [K, 4, 2]
+        free = ~self._blocked(cells)
+        n_free = free.sum(1)
+        move = np.flatnonzero(self._prey_alive[envs, prey] & (n_free > 0))
+        if move.size == 0:
+            return
+        choice = np.minimum((uniform * n_free).astype(np.int64), n_free - 1)
+        picked = (free & (np.cumsum(free, 1) - 1 == choice[:, None])).argmax(1)
+        p = prey[move]
+        new = cells[move, picked[move]]
+        self._set_occupied(move, self._prey_pos[move, p], False)
+        self._set_occupied(move, new, True)
+        self._prey_pos[move, p] = new
+
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """One step of every env, no autoreset; ``actions [K, n]`` must be available. Returns
         reward, terminated, truncated and the episode statistics so far (``[K]`` each)."""
-        K, n, m = self.num_envs, self.spec.n_agents, self.n_prey
-        occupied = self._occupied
+        K = self.num_envs
+        agent_order, prey_order, uniforms = self._draw()
 
         # 1. agents move one after another, so each sees the cells the earlier ones took
-        for i in range(n):
-            moving = self._agent_live[:, i] & (actions[:, i] < STAY)
-            if not moving.any():
-                continue
-            target = self._agent_pos[:, i] + MOVES[actions[:, i]]
-            ok = np.flatnonzero(moving & ~self._blocked(target))
-            old = self._agent_pos[ok, i]
-            occupied[ok, old[:, 1] + 1, old[:, 0] + 1] = False
-            occupied[ok, target[ok, 1] + 1, target[ok, 0] + 1] = True
-            self._agent_pos[ok, i] = target[ok]
+        for slot in range(agent_order.shape[1]):
+            self._move_agent(agent_order[:, slot], actions)
 
-        # 2. captures; an agent joins at most one capture, which bounds the return (docstring)
+        # 2. prey one after another: capture check, then flight (order "index": all checks
+        # first); a frozen agent no longer catches, which bounds the return (module docstring)
         captures = np.zeros(K, dtype=np.int64)
         miscaptures = np.zeros(K, dtype=np.int64)
-        catching = self._agent_live & (actions == CATCH)
-        if catching.any():
-            used = np.zeros_like(catching)
-            for p in range(m):
-                adjacent = np.abs(self._agent_pos - self._prey_pos[:, p, None]).sum(-1) == 1
-                catchers = catching & ~used & adjacent & self._prey_alive[:, p, None]
-                count = catchers.sum(1)
-                captured = count >= 2
-                used |= catchers & captured[:, None]
-                self._prey_alive[captured, p] = False
-                cell = self._prey_pos[captured, p]
-                occupied[captured, cell[:, 1] + 1, cell[:, 0] + 1] = False
-                captures += captured
-                miscaptures += count == 1
-            self._agent_live &= ~used
-            k_frozen, i_frozen = np.nonzero(used)
-            cell = self._agent_pos[k_frozen, i_frozen]
-            occupied[k_frozen, cell[:, 1] + 1, cell[:, 0] + 1] = False
-        reward = (self.capture_reward * captures + self.punishment * miscaptures)
+        catching = actions == CATCH
+        interleaved = self.order == "random"
+        for slot in range(prey_order.shape[1]):
+            captured, punished = self._capture(prey_order[:, slot], catching)
+            captures += captured
+            miscaptures += punished
+            if interleaved:
+                self._flee(prey_order[:, slot], uniforms[:, slot])
+        if not interleaved:
+            for slot in range(prey_order.shape[1]):
+                self._flee(prey_order[:, slot], uniforms[:, slot])
+        reward = self.capture_reward * captures + self.punishment * miscaptures
 
-        # 3. prey flee; the uniforms are drawn whatever happens (module docstring)
-        uniforms = np.stack([rng.random(m) for rng in self.rngs])
-        for p in range(m):
-            cells = self._prey_pos[:, p, None] + DIRECTIONS  # [K, 4, 2]
-            free = ~self._blocked(cells)
-            n_free = free.sum(1)
-            choice = np.minimum((uniforms[:, p] * n_free).astype(np.int64), n_free - 1)
-            picked = free & (np.cumsum(free, 1) - 1 == choice[:, None])
-            move = np.flatnonzero(self._prey_alive[:, p] & (n_free > 0))
-            if move.size == 0:
-                continue
-            old = self._prey_pos[move, p]
-            new = cells[move, picked[move].argmax(1)]
-            occupied[move, old[:, 1] + 1, old[:, 0] + 1] = False
-            occupied[move, new[:, 1] + 1, new[:, 0] + 1] = True
-            self._prey_pos[move, p] = new
-
-        # 4. end of episode
+        # 3. end of episode
         self._t += 1
         terminated = ~self._prey_alive.any(1) | ~self._agent_live.any(1)
         truncated = ~terminated & (self._t >= self.spec.max_episode_steps)
@@ -267,10 +385,12 @@ class PredatorPreyVecEnv(NativeVecEnv):
         """obs, state, avail of every env from the current positions (fresh arrays)."""
         K, n, G, v = self.num_envs, self.spec.n_agents, self.grid_size, self.view
         width = 2 * v + 1
-        # the grid with a border of width `view`; channels agents, prey, outside-the-grid
+        # the grid with a border of width `view`: [K, row, col, channel], channels agents,
+        # prey and the third (hares: none; or outside-the-grid)
         padded = np.zeros((K, G + 2 * v, G + 2 * v, 3), dtype=np.float32)
-        padded[..., 2] = 1.0
-        padded[:, v:v + G, v:v + G, 2] = 0.0
+        if self.third_channel == "outside":
+            padded[..., 2] = 1.0
+            padded[:, v:v + G, v:v + G, 2] = 0.0
         k_agent, i_agent = np.nonzero(self._agent_live)
         x, y = self._agent_pos[k_agent, i_agent].T
         padded[k_agent, y + v, x + v, 0] = 1.0
@@ -283,17 +403,27 @@ class PredatorPreyVecEnv(NativeVecEnv):
         cols = self._agent_pos[:, :, 0, None] + offsets
         window = padded[np.arange(K)[:, None, None, None], rows[:, :, :, None],
                         cols[:, :, None, :]]  # [K, n, width, width, 3]
-        obs = np.ascontiguousarray(window.transpose(0, 1, 4, 2, 3)).reshape(K, n, -1)
+        if not self.channels_last:
+            window = window.transpose(0, 1, 4, 2, 3)
+        obs = np.ascontiguousarray(window).reshape(K, n, -1)
         obs[~self._agent_live] = 0.0
 
-        grid = padded[:, v:v + G, v:v + G, :2].transpose(0, 3, 1, 2).reshape(K, -1)
+        grid = padded[:, v:v + G, v:v + G, :self._state_channels]
+        if not self.channels_last:
+            grid = grid.transpose(0, 3, 1, 2)
+        grid = grid.reshape(K, -1)
         if self.state_time:
             time = (self._t / self.spec.max_episode_steps).astype(np.float32)[:, None]
             grid = np.concatenate([grid, time], axis=1)
         state = np.ascontiguousarray(grid, dtype=np.float32)
 
         avail = np.zeros((K, n, N_ACTIONS), dtype=bool)
-        avail[..., :CATCH] = self._agent_live[..., None]
+        if self.mask_walls:
+            target = self._agent_pos[:, :, None] + DIRECTIONS  # [K, n, 4, 2]
+            inside = ((target >= 0) & (target < G)).all(-1)
+            avail[..., :STAY] = inside & self._agent_live[..., None]
+        else:
+            avail[..., :STAY] = self._agent_live[..., None]
         distance = np.abs(self._agent_pos[:, :, None] - self._prey_pos[:, None]).sum(-1)
         prey_near = ((distance == 1) & self._prey_alive[:, None]).any(-1)
         avail[..., CATCH] = self._agent_live & prey_near
