@@ -26,7 +26,8 @@ JOINT = np.array(list(itertools.product(range(3), range(3))))  # all 9 joint act
 def test_spec_and_first_observation():
     env = MatrixGameVecEnv("nonmonotonic", 4)
     obs, state, avail = env.reset(seed=0)
-    assert env.spec == xwq.environment.EnvSpec(("agent_0", "agent_1"), 5, 5, 3, 1)
+    assert env.spec == xwq.environment.EnvSpec(("agent_0", "agent_1"), 5, 5, 3, 1,
+                                               obs_low=0, obs_high=1, state_low=0, state_high=1)
     np.testing.assert_array_equal(obs, np.ones((4, 2, 5), dtype=np.float32))
     np.testing.assert_array_equal(state, np.ones((4, 5), dtype=np.float32))
     assert obs.dtype == np.float32 and state.dtype == np.float32

@@ -741,7 +741,8 @@ def test_registered_and_built_from_the_packaged_configs():
     assert isinstance(envs, PredatorPreyVecEnv)
     assert envs.num_envs == config.parallels
     assert envs.spec == xwq.environment.EnvSpec(tuple(f"agent_{i}" for i in range(8)), 75, 300,
-                                                6, 200)
+                                                6, 200, obs_low=0, obs_high=1, state_low=0,
+                                                state_high=1)
     assert (envs.order, envs.mask_walls, envs.third_channel, envs.channels_last,
             envs.state_time) == ("random", True, "hare", True, False)
     earlier = xwq.make_envs(xwq.get_configs(method="qmix", env="predator_prey",

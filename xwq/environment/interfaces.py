@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -107,9 +107,48 @@ class MultiAgentEnv:
 
 
 # --- the array API --------------------------------------------------------------------------
-@dataclass(frozen=True)
+#: the storage dtypes an env may declare for observations and state: integer and bool data stay
+#: in their own dtype (a uint8 image stays uint8: 4x less memory than float32), anything else
+#: is float32
+STORAGE_DTYPES = ("float32", "bool", "uint8", "int8", "uint16", "int16", "int32")
+
+
+def storage_dtype(dtypes: Iterable[Any]) -> str:
+    """The dtype observations (or a state) of these space dtypes are stored in: their common
+    integer or bool dtype when they are all integer or bool (and it is one of
+    :data:`STORAGE_DTYPES`), else float32.
+
+    >>> storage_dtype([np.uint8, np.uint8]), storage_dtype([np.uint8, np.float32])
+    ('uint8', 'float32')
+    """
+    found = [np.dtype(d) for d in dtypes]
+    if found and all(d.kind in "biu" for d in found):
+        common = np.result_type(*found).name
+        if common in STORAGE_DTYPES:
+            return common
+    return "float32"
+
+
+def compact_bounds(low: Any, high: Any, shape: tuple[int, ...]
+                   ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-feature bounds broadcastable to ``shape`` in their smallest form: None, None when
+    every feature is unbounded (-inf, inf); one value per axis of length 1 where all entries
+    along it agree; float64."""
+    low = np.broadcast_to(np.asarray(low, dtype=np.float64), shape)
+    high = np.broadcast_to(np.asarray(high, dtype=np.float64), shape)
+    if np.all(np.isneginf(low)) and np.all(np.isposinf(high)):
+        return None, None
+    for axis in range(len(shape)):  # the leading axis first: per agent, then per feature
+        first = (slice(None),) * axis + (slice(0, 1),)
+        if np.array_equal(low, np.broadcast_to(low[first], low.shape)) and \
+                np.array_equal(high, np.broadcast_to(high[first], high.shape)):
+            low, high = low[first], high[first]
+    return np.array(low, copy=True), np.array(high, copy=True)
+
+
+@dataclass(frozen=True, eq=False)
 class EnvSpec:
-    """Sizes of the arrays a vectorised env exchanges.
+    """Sizes, storage dtypes and value bounds of the arrays a vectorised env exchanges.
 
     Attributes:
         agents: agent names, in the order of the ``n_agents`` axis.
@@ -117,6 +156,19 @@ class EnvSpec:
         state_dim: length of the global state.
         n_actions: number of discrete actions (the largest over agents; the rest are masked).
         max_episode_steps: time limit T; episodes never run longer.
+        obs_dtype, state_dtype: the dtype the env gives observations and the state in (one of
+            :data:`STORAGE_DTYPES`; ``float32`` unless the spaces are integer or bool, see
+            :func:`storage_dtype`); the replay buffer stores them so, and they become float only
+            on their way into the networks.
+        obs_low, obs_high: the observation space's bounds, broadcastable to
+            ``[n_agents, obs_dim]`` (padded features: -inf, inf); None: unbounded. Stored in the
+            smallest such form (:func:`compact_bounds`).
+        state_low, state_high: the state space's bounds, broadcastable to ``[state_dim]``.
+        state_source: ``env`` (the env's ``state()``) or ``observations``: the state is the
+            agents' observations, concatenated (``state_dim = n_agents * obs_dim``), built from
+            them where it is needed and never stored (:meth:`with_state_source`).
+
+    Two specs are equal when every field is, bounds compared value by value.
     """
 
     agents: tuple[str, ...]
@@ -124,13 +176,94 @@ class EnvSpec:
     state_dim: int
     n_actions: int
     max_episode_steps: int
+    obs_dtype: str = "float32"
+    state_dtype: str = "float32"
+    obs_low: np.ndarray | None = None
+    obs_high: np.ndarray | None = None
+    state_low: np.ndarray | None = None
+    state_high: np.ndarray | None = None
+    state_source: str = "env"
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dtype", "state_dtype"):
+            value = np.dtype(getattr(self, name)).name
+            if value not in STORAGE_DTYPES:
+                raise ValueError(f"EnvSpec.{name} = {value!r}: choose one of {STORAGE_DTYPES}")
+            object.__setattr__(self, name, value)
+        if self.state_source not in ("env", "observations"):
+            raise ValueError(f"EnvSpec.state_source = {self.state_source!r}: choose 'env' or "
+                             "'observations'")
+        for what, shape in (("obs", (self.n_agents, self.obs_dim)),
+                            ("state", (self.state_dim,))):
+            low, high = getattr(self, f"{what}_low"), getattr(self, f"{what}_high")
+            if low is None and high is None:
+                continue
+            try:
+                low, high = compact_bounds(-np.inf if low is None else low,
+                                           np.inf if high is None else high, shape)
+            except ValueError:
+                raise ValueError(f"EnvSpec.{what}_low/{what}_high must broadcast to "
+                                 f"{list(shape)}") from None
+            object.__setattr__(self, f"{what}_low", low)
+            object.__setattr__(self, f"{what}_high", high)
 
     @property
     def n_agents(self) -> int:
         return len(self.agents)
 
+    def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observation bounds ``[n_agents, obs_dim]`` each (read-only views; ±inf: none)."""
+        shape = (self.n_agents, self.obs_dim)
+        return _bounds(self.obs_low, self.obs_high, shape)
+
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """State bounds ``[state_dim]`` each (read-only views; ±inf: none)."""
+        return _bounds(self.state_low, self.state_high, (self.state_dim,))
+
+    def with_state_source(self, source: str) -> EnvSpec:
+        """This spec with the state taken from ``source``: ``env`` as the env gives it, or
+        ``observations``: the agents' observations concatenated, ``[n_agents * obs_dim]``, in
+        the observations' dtype and bounds (config key ``state_source``)."""
+        if source == self.state_source:
+            return self
+        if source != "observations" or self.state_source != "env":
+            raise ValueError(f"with_state_source({source!r}) of a spec whose state source is "
+                             f"{self.state_source!r}")
+        low, high = self.obs_bounds()
+        return replace(self, state_dim=self.n_agents * self.obs_dim,
+                       state_dtype=self.obs_dtype, state_low=low.reshape(-1),
+                       state_high=high.reshape(-1), state_source="observations")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EnvSpec):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    __hash__ = None  # type: ignore[assignment]  # bounds are arrays
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The sizes and dtypes, and each bounds as the [lowest, highest] finite value over the
+        features (None: unbounded): a summary to print, not the arrays."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if not f.name.endswith(("_low", "_high"))}
+        out["agents"] = list(self.agents)
+        for what, (low, high) in (("obs", self.obs_bounds()), ("state", self.state_bounds())):
+            finite = np.isfinite(low) & np.isfinite(high)
+            out[f"{what}_range"] = ([float(low[finite].min()), float(high[finite].max())]
+                                    if finite.any() else None)
+        return out
+
+
+def _bounds(low: np.ndarray | None, high: np.ndarray | None, shape: tuple[int, ...]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    return (np.broadcast_to(-np.inf if low is None else low, shape),
+            np.broadcast_to(np.inf if high is None else high, shape))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (a is None) == (b is None) and np.array_equal(a, b)
+    return a == b
 
 
 @dataclass

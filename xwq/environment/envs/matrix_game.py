@@ -106,7 +106,9 @@ class MatrixGameVecEnv(NativeVecEnv):
         self.payoff = payoff_matrix(payoff)
         self.num_envs = int(num_envs)
         n_actions = self.payoff.shape[0]
-        self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1)
+        # bounds as the dict version's Box(0, 1) spaces declare them
+        self.spec = EnvSpec(AGENTS, OBS_DIM, OBS_DIM, n_actions, max_episode_steps=1,
+                            obs_low=0.0, obs_high=1.0, state_low=0.0, state_high=1.0)
         # The game draws nothing at random; the generators exist so that the seeding contract
         # (NativeVecEnv.rngs) looks the same as for every other env.
         self.rngs = [np.random.default_rng() for _ in range(self.num_envs)]

@@ -228,6 +228,8 @@ class PredatorPreyVecEnv(NativeVecEnv):
             state_dim=self._state_channels * self.grid_size ** 2 + int(self.state_time),
             n_actions=N_ACTIONS,
             max_episode_steps=int(max_episode_steps),
+            # every cell and the time feature lie in [0, 1] (the dict version's Box spaces)
+            obs_low=0.0, obs_high=1.0, state_low=0.0, state_high=1.0,
         )
         K, n, m = self.num_envs, int(n_agents), self.n_prey
         self.rngs = [np.random.default_rng() for _ in range(K)]
