@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from xwq.environment.adapters.pettingzoo import PettingZooEnv
-from xwq.environment.interfaces import EnvSpec, MultiAgentEnv
+from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, storage_dtype
 from xwq.errors import EnvMismatchError
 
 
@@ -92,6 +92,20 @@ def _flat_size(space: spaces.Space, agent: str, what: str) -> int:
     return int(np.prod(space.shape))
 
 
+def _as_storage(value: Any, dtype: np.dtype | str, what: str, check: bool) -> np.ndarray:
+    """``value`` flattened, in the storage dtype. With ``check`` (the first observation of
+    each episode: cheap enough), fractional values for an integer dtype (a space that says
+    uint8 but an env that returns floats) are an EnvMismatchError."""
+    array = np.asarray(value)
+    dtype = np.dtype(dtype)
+    if check and dtype.kind in "biu" and array.dtype.kind == "f" and array.size \
+            and not np.array_equal(array, np.round(array)):
+        raise EnvMismatchError(
+            f"{what} has fractional values but its space's dtype is {dtype}; return "
+            f"{dtype} values, or declare the space with dtype float32")
+    return array.astype(dtype, copy=False).reshape(-1)
+
+
 class ArrayEnv:
     """A single MultiAgentEnv exchanging arrays (no autoreset; see the vec envs for that).
 
@@ -103,9 +117,13 @@ class ArrayEnv:
             (:func:`episode_statistics`); empty after a reset.
     """
 
-    def __init__(self, env: MultiAgentEnv, team_reward: str = "mean") -> None:
+    def __init__(self, env: MultiAgentEnv, team_reward: str = "mean",
+                 use_state: bool = True) -> None:
         self.env = env
         self.team_reward = team_reward
+        #: False: ``env.state()`` is never called and the state is empty (``state_dim`` 0);
+        #: for config ``state_source: observations``, where the agents build their own
+        self.use_state = use_state
         agents = list(env.agents)
         if not agents:
             raise EnvMismatchError("the env has no agents (env.agents is empty)")
@@ -125,20 +143,37 @@ class ArrayEnv:
                 "'max_episode_steps'")
         obs_dim = max(self._obs_sizes)
         n_actions = max(self._n_actions)
-        if env.state_space is not None:
+        obs_spaces = [env.observation_space[a] for a in agents]
+        # per agent, its space's bounds; padded features are unbounded (left as they are)
+        obs_low = np.full((len(agents), obs_dim), -np.inf)
+        obs_high = np.full((len(agents), obs_dim), np.inf)
+        for i, space in enumerate(obs_spaces):
+            obs_low[i, : self._obs_sizes[i]] = np.broadcast_to(space.low, space.shape).ravel()
+            obs_high[i, : self._obs_sizes[i]] = np.broadcast_to(space.high, space.shape).ravel()
+        state_low = state_high = None
+        if not use_state:
+            state_dim, state_dtype = 0, "float32"
+        elif env.state_space is not None:
             state_dim = _flat_size(env.state_space, "state", "state space")
+            state_dtype = storage_dtype([env.state_space.dtype])
+            state_low, state_high = env.state_space.low, env.state_space.high
         else:  # probe the state size once; reset(seed) later restarts the env's randomness
             env.reset()
-            state_dim = int(np.asarray(env.state()).size)
+            probe = np.asarray(env.state())
+            state_dim, state_dtype = int(probe.size), storage_dtype([probe.dtype])
         self.spec = EnvSpec(tuple(agents), obs_dim, state_dim, n_actions,
-                            int(env.max_episode_steps))
+                            int(env.max_episode_steps),
+                            obs_dtype=storage_dtype(space.dtype for space in obs_spaces),
+                            state_dtype=state_dtype, obs_low=obs_low, obs_high=obs_high,
+                            state_low=None if state_low is None else np.ravel(state_low),
+                            state_high=None if state_high is None else np.ravel(state_high))
         self._t = 0
         self._done_agents: set[str] = set()
         self.statistics: dict[str, float] = {}
 
     # --- dict -> arrays -------------------------------------------------------------------
     def _obs_array(self, obs: dict[str, Any]) -> np.ndarray:
-        out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=np.float32)
+        out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=self.spec.obs_dtype)
         for i, agent in enumerate(self.spec.agents):
             if agent in self._done_agents:
                 continue
@@ -146,7 +181,8 @@ class ArrayEnv:
                 raise EnvMismatchError(
                     f"agent '{agent}' is still in the episode but got no observation at step "
                     f"{self._t}; return one for every agent that has not terminated")
-            flat = np.asarray(obs[agent], dtype=np.float32).reshape(-1)
+            flat = _as_storage(obs[agent], out.dtype, f"agent '{agent}': observation",
+                               check=self._t == 0)
             if flat.size != self._obs_sizes[i]:
                 raise EnvMismatchError(
                     f"agent '{agent}': observation has {flat.size} values but its observation "
@@ -179,7 +215,10 @@ class ArrayEnv:
         return out
 
     def _state_array(self) -> np.ndarray:
-        state = np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
+        if not self.use_state:
+            return np.zeros(0, dtype=np.float32)
+        state = _as_storage(self.env.state(), self.spec.state_dtype, "state",
+                            check=self._t == 0)
         if state.size != self.spec.state_dim:
             raise EnvMismatchError(
                 f"state has {state.size} values but the state space has {self.spec.state_dim}")
