@@ -73,7 +73,9 @@ class MARLAgents:
                     f"{getattr(config, key)!r}")
         self.config = config
         self.envs = envs
-        self.spec = envs.spec
+        #: the env's spec as the agents see it: the state from the observations when
+        #: ``state_source: observations`` (the mixers' state_dim and the buffer follow it)
+        self.spec = envs.spec.with_state_source(config.state_source)
         self.device = resolve_device(config.device)
         # the networks' initial values depend on config.seed alone, and building agents leaves
         # the process's global RNGs as they were (seeding the process is the run's entry point's
@@ -114,7 +116,8 @@ class MARLAgents:
     def act(self, obs: np.ndarray, avail: np.ndarray, prev_actions: torch.Tensor,
             hidden: torch.Tensor | None, test_mode: bool = False
             ) -> tuple[np.ndarray, torch.Tensor | None]:
-        """Actions for K envs at once: ``obs [K, n, o]``, ``avail [K, n, A]`` -> ``[K, n]``.
+        """Actions for K envs at once: ``obs [K, n, o]`` (the env's dtype; the policy scales
+        it), ``avail [K, n, A]`` -> ``[K, n]``.
 
         One batched forward pass; ε-greedy per agent over available actions unless
         ``test_mode`` (greedy).
@@ -136,7 +139,8 @@ class MARLAgents:
                 return self.act(obs, avail, prev_actions, hidden, test_mode)
         return Rollout(envs, actor, lambda rows: self.policy.agent.initial_hidden(rows,
                                                                                   self.device),
-                       self.device, seed_of, first_episodes, keep_data=not test_mode)
+                       self.device, seed_of, first_episodes, keep_data=not test_mode,
+                       spec=self.spec)
 
     @property
     def rollout(self) -> Rollout:

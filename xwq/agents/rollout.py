@@ -27,7 +27,7 @@ import torch
 
 from xwq.agents.buffer import episode_layout
 from xwq.environment.adapters.array_env import RESERVED_STATISTICS
-from xwq.environment.interfaces import VecEnv
+from xwq.environment.interfaces import EnvSpec, VecEnv
 
 #: ``actor(obs [K, n, o], avail [K, n, A], prev_actions [K, n], hidden) -> (actions [K, n],
 #: hidden)``: one batched choice of actions (``MARLAgents.act`` with its mode bound)
@@ -93,6 +93,9 @@ class Rollout:
         first_episodes: ``[K]`` the episode count each env starts at (default zeros).
         keep_data: keep the episodes' arrays (training) or only their returns, lengths and
             statistics (evaluation).
+        spec: the spec whose buffer layout the kept arrays take (default ``envs.spec``; the
+            agents' own when their state comes from the observations: then no state is kept).
+            Observations and state are kept in the env's dtype, as the buffer stores them.
 
     Attributes:
         counts: ``[K]`` the count of the episode each env is playing (= episodes it finished,
@@ -103,10 +106,10 @@ class Rollout:
                  initial_hidden: Callable[[int], torch.Tensor | None],
                  device: torch.device | str, seed_of: Callable[[int, int], int],
                  first_episodes: np.ndarray | Sequence[int] | None = None,
-                 keep_data: bool = True) -> None:
+                 keep_data: bool = True, spec: EnvSpec | None = None) -> None:
         self.envs, self.actor, self.seed_of = envs, actor, seed_of
         self.device = device
-        spec = envs.spec
+        spec = envs.spec if spec is None else spec
         self.num_envs, self.n_agents = K, n = envs.num_envs, spec.n_agents
         self.counts = (np.zeros(K, dtype=np.int64) if first_episodes is None
                        else np.array(first_episodes, dtype=np.int64))
@@ -132,7 +135,8 @@ class Rollout:
         rows are zero); ``obs``/``state``/``avail`` are the vec env's ``[K, ...]`` arrays."""
         if self.data is not None:
             self.data["obs"][envs, 0] = obs[envs]
-            self.data["state"][envs, 0] = state[envs]
+            if "state" in self.data:
+                self.data["state"][envs, 0] = state[envs]
             self.data["avail"][envs, 0] = avail[envs]
 
     def step(self) -> Episodes:
@@ -148,7 +152,8 @@ class Rollout:
             data["terminated"][rows, t] = result.terminated
             data["filled"][rows, t] = True
             data["obs"][rows, t + 1] = result.final_obs
-            data["state"][rows, t + 1] = result.final_state
+            if "state" in data:
+                data["state"][rows, t + 1] = result.final_state
             data["avail"][rows, t + 1] = result.final_avail
         self.returns += result.reward
         self.t += 1

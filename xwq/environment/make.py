@@ -33,11 +33,12 @@ def register_env(name: str, factory: Callable[..., Any]) -> None:
 
 
 def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
-                     max_episode_steps: int | None) -> ArrayEnv:
+                     max_episode_steps: int | None, use_state: bool = True) -> ArrayEnv:
     factory = REGISTRY_ENV[name]
     check_env_kwargs(factory, name, env_id, env_kwargs)
     env = factory(env_id, **env_kwargs)
-    return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward)
+    return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward,
+                    use_state=use_state)
 
 
 def _native_class(config: Any) -> type | None:
@@ -80,7 +81,9 @@ def make_envs(config: Any, test: bool = False) -> VecEnv:
     REGISTRY_ENV[config.env_name]  # unknown names fail here, with the list of choices
     factory = functools.partial(_build_array_env, config.env_name, config.env_id,
                                 dict(config.env_kwargs), config.team_reward,
-                                config.max_episode_steps)
+                                config.max_episode_steps,
+                                # state_source: observations never asks the env for its state
+                                config.state_source == "env")
     vec_class = SubprocVecEnv if config.vectorize == "subprocess" else SerialVecEnv
     return vec_class([factory] * num_envs)
 
