@@ -80,6 +80,7 @@ RULES: dict[str, Rule] = {
     "fc_hidden_sizes": Rule(type=list),
     "recurrent_hidden_size": Rule(low=1),
     "mixer": Rule(type=str, choices=("VDN", "QMIX"), nullable=True),
+    "input_normalization": Rule(choices=("auto", "bounds", "none")),
     "state_source": Rule(choices=("env", "observations")),
     "hidden_dim_mixing_net": Rule(low=1),
     "hidden_dim_hyper_net": Rule(low=1),

@@ -1,7 +1,9 @@
 """Mixers: combine per-agent Q values into a joint Q_tot, conditioned on the state.
 
 Every mixer is a :class:`Mixer`: ``agent_qs [*B, n_agents]`` and ``state [*B, state_dim]`` ->
-``q_tot [*B]``, where ``*B`` is any number of leading dimensions (batch, time).
+``q_tot [*B]``, where ``*B`` is any number of leading dimensions (batch, time). The state first
+goes through the mixer's own :class:`~xwq.policies.normalization.InputNormalizer` (identity
+unless the policy gives it the env's scaling), so a target copy of a mixer scales as it does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from xwq.policies.normalization import InputNormalizer
+
 
 class Mixer(nn.Module, ABC):
     """Base of every mixer: checks the shapes once, then calls :meth:`mix`.
@@ -18,7 +22,8 @@ class Mixer(nn.Module, ABC):
     Shape contract: ``agent_qs [*B, n_agents]``, ``state [*B, state_dim]`` -> ``q_tot [*B]``;
     both inputs share the leading dimensions ``*B`` (any number of them, e.g. batch and time).
     A malformed input raises ``ValueError`` saying which shapes were expected. A subclass
-    implements :meth:`mix` on inputs that already passed the check.
+    implements :meth:`mix` on inputs that already passed the check and the state scaling
+    (``state_normalizer``, identity by default: :mod:`xwq.policies.normalization`).
 
     >>> mixer = QMixer(n_agents=3, state_dim=10)
     >>> mixer(torch.zeros(32, 25, 3), torch.zeros(32, 25, 10)).shape
@@ -29,9 +34,11 @@ class Mixer(nn.Module, ABC):
     ValueError: QMixer expects agent_qs [*B, 3] and state [*B, 10], got (32, 2) and (32, 10)
     """
 
-    def __init__(self, n_agents: int, state_dim: int) -> None:
+    def __init__(self, n_agents: int, state_dim: int,
+                 state_normalizer: InputNormalizer | None = None) -> None:
         super().__init__()
         self.n_agents, self.state_dim = n_agents, state_dim
+        self.state_normalizer = state_normalizer or InputNormalizer()
 
     def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         if agent_qs.shape[-1:] != (self.n_agents,) or state.shape[-1:] != (self.state_dim,):
@@ -41,7 +48,7 @@ class Mixer(nn.Module, ABC):
         if agent_qs.shape[:-1] != state.shape[:-1]:
             raise ValueError(f"agent_qs {tuple(agent_qs.shape)} and state {tuple(state.shape)} "
                              "disagree on the leading (batch, time) dimensions")
-        return self.mix(agent_qs, state)
+        return self.mix(agent_qs, self.state_normalizer(state))
 
     @abstractmethod
     def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -52,8 +59,9 @@ class Mixer(nn.Module, ABC):
 class VDNMixer(Mixer):
     """Q_tot = Σ_i Q_i (Sunehag et al., 2018). No parameters; the state is ignored."""
 
-    def __init__(self, n_agents: int, state_dim: int, **_: object) -> None:
-        super().__init__(n_agents, state_dim)
+    def __init__(self, n_agents: int, state_dim: int,
+                 state_normalizer: InputNormalizer | None = None, **_: object) -> None:
+        super().__init__(n_agents, state_dim, state_normalizer)
 
     def mix(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return agent_qs.sum(dim=-1)
@@ -68,8 +76,9 @@ class QMixer(Mixer):
     """
 
     def __init__(self, n_agents: int, state_dim: int, hidden_dim_mixing_net: int = 32,
-                 hidden_dim_hyper_net: int = 64, hypernet_layers: int = 2, **_: object) -> None:
-        super().__init__(n_agents, state_dim)
+                 hidden_dim_hyper_net: int = 64, hypernet_layers: int = 2,
+                 state_normalizer: InputNormalizer | None = None, **_: object) -> None:
+        super().__init__(n_agents, state_dim, state_normalizer)
         self.embed_dim = embed = hidden_dim_mixing_net
 
         def hyper(out_dim: int) -> nn.Module:
@@ -103,8 +112,8 @@ class FeedForwardMixer(Mixer):
     """
 
     def __init__(self, n_agents: int, state_dim: int, hidden_dim_ff_mix_net: int = 256,
-                 **_: object) -> None:
-        super().__init__(n_agents, state_dim)
+                 state_normalizer: InputNormalizer | None = None, **_: object) -> None:
+        super().__init__(n_agents, state_dim, state_normalizer)
         width = hidden_dim_ff_mix_net
         self.net = nn.Sequential(
             nn.Linear(n_agents + state_dim, width), nn.ReLU(),

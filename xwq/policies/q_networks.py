@@ -4,12 +4,18 @@
 - :class:`MixingQNetwork`: the agent network and a mixer (VDN, QMIX, or none for IQL).
 - :class:`WeightedMixingQNetwork`: the same, plus Weighted QMIX's Q̂* — its own agent network
   (same architecture, separate parameters) and the feed-forward mixer.
+
+Observations (any dtype: uint8 images arrive as they are stored) become float and are scaled
+by the policy's ``obs_normalizer`` in :meth:`MixingQNetwork.build_inputs`; every mixer scales
+its state input with its own copy of the state's scaling (config key ``input_normalization``,
+:mod:`xwq.policies.normalization`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,6 +23,7 @@ from torch.nn import functional as F
 from xwq.environment.interfaces import EnvSpec
 from xwq.policies.exploration import masked_argmax
 from xwq.policies.mixers import MIXERS, FeedForwardMixer
+from xwq.policies.normalization import InputNormalizer
 from xwq.registry import REGISTRY_POLICY, REGISTRY_REPRESENTATION
 
 
@@ -51,12 +58,17 @@ class MixingQNetwork(nn.Module):
 
     Agent inputs are the observation ⊕ one-hot previous action (``obs_last_action``) ⊕ one-hot
     agent index (``obs_agent_id``), built once by :meth:`build_inputs` and shared by every
-    agent network that reads them.
+    agent network that reads them. The observation part is scaled there (``obs_normalizer``,
+    from the spec's bounds and ``config.input_normalization``); each mixer scales the state.
     """
 
     def __init__(self, config: Any, spec: EnvSpec) -> None:
         super().__init__()
         self.spec = spec
+        self.input_normalization = config.input_normalization
+        self.obs_normalizer = InputNormalizer.from_bounds(
+            *spec.obs_bounds(), integer=np.dtype(spec.obs_dtype).kind in "biu",
+            mode=self.input_normalization)
         self.n_agents, self.n_actions = spec.n_agents, spec.n_actions
         self.obs_last_action = config.obs_last_action
         self.obs_agent_id = config.obs_agent_id
@@ -67,12 +79,21 @@ class MixingQNetwork(nn.Module):
         mixer_kwargs = dict(n_agents=self.n_agents, state_dim=spec.state_dim,
                             hidden_dim_mixing_net=config.hidden_dim_mixing_net,
                             hidden_dim_hyper_net=config.hidden_dim_hyper_net,
-                            hypernet_layers=config.hypernet_layers)
+                            hypernet_layers=config.hypernet_layers,
+                            state_normalizer=self.state_normalizer())
         self.mixer = MIXERS[config.mixer](**mixer_kwargs) if config.mixer else None
 
+    def state_normalizer(self) -> InputNormalizer:
+        """A new scaling of the state for one mixer (each mixer owns its copy)."""
+        spec = self.spec
+        return InputNormalizer.from_bounds(
+            *spec.state_bounds(), integer=np.dtype(spec.state_dtype).kind in "biu",
+            mode=self.input_normalization)
+
     def build_inputs(self, obs: torch.Tensor, prev_actions: torch.Tensor) -> torch.Tensor:
-        """``obs [B, T, n, obs_dim]``, ``prev_actions [B, T, n]`` (-1: none yet)
-        -> ``[B, T, n, input_dim]``."""
+        """``obs [B, T, n, obs_dim]`` (any dtype; scaled here), ``prev_actions [B, T, n]``
+        (-1: none yet) -> ``[B, T, n, input_dim]`` float."""
+        obs = self.obs_normalizer(obs)
         parts = [obs]
         if self.obs_last_action:
             one_hot = F.one_hot(prev_actions.clamp(min=0), self.n_actions).to(obs.dtype)
@@ -113,4 +134,5 @@ class WeightedMixingQNetwork(MixingQNetwork):
         self.star_agent = AgentNetwork(config.representation, self.input_dim, self.n_actions,
                                        [width] * len(config.fc_hidden_sizes), width)
         self.star_mixer = FeedForwardMixer(self.n_agents, spec.state_dim,
-                                           hidden_dim_ff_mix_net=config.hidden_dim_ff_mix_net)
+                                           hidden_dim_ff_mix_net=config.hidden_dim_ff_mix_net,
+                                           state_normalizer=self.state_normalizer())
