@@ -10,9 +10,11 @@ device: :func:`xwq.common.process.setup_process`), then the envs, then the agent
 - :meth:`Experiment.test` — load a trained model and play greedy episodes.
 
 A run that could make no gradient update is refused before it starts
-(:func:`xwq.agents.budget.check_training_budget`). Training stops at the first vectorised step
-that reaches ``running_steps`` (fewer than ``parallels`` env steps beyond it), and a benchmark
-evaluates at the first one that reaches each multiple of ``eval_interval``.
+(:func:`xwq.agents.budget.check_training_budget`), and so is a replay buffer over
+``buffer_memory_budget_mb``, before the envs are built (:func:`check_replay_memory`). Training
+stops at the first vectorised step that reaches ``running_steps`` (fewer than ``parallels`` env
+steps beyond it), and a benchmark evaluates at the first one that reaches each multiple of
+``eval_interval``.
 
 Evaluations log ``test_return_*`` and, for every numeric per-episode statistic the env reports
 in its ``info`` (:mod:`xwq.environment.interfaces`), ``test_<name>_mean``/``_std``. The config
@@ -50,8 +52,11 @@ from tqdm.auto import tqdm
 
 from xwq.agents.base import MARLAgents
 from xwq.agents.budget import check_training_budget
+from xwq.agents.buffer import check_buffer_memory
 from xwq.agents.rollout import Episodes
+from xwq.common.config import Config
 from xwq.common.process import setup_process
+from xwq.common.seeding import get_rng_states, set_rng_states
 from xwq.environment import VecEnv, make_envs
 from xwq.errors import CheckpointError, ConfigError, MissingFileError
 from xwq.learners import NonFiniteLossError
@@ -126,6 +131,23 @@ def statistics_summary(episodes: Episodes) -> dict[str, float]:
     return summary
 
 
+def check_replay_memory(config: Any) -> None:
+    """Refuse (:class:`~xwq.agents.buffer.BufferTooLargeError`, naming the largest
+    ``buffer_size`` that fits) a replay buffer over ``buffer_memory_budget_mb``, from the spec of
+    one env built for it and closed: the buffer's size follows from the spec alone, and
+    building the ``parallels`` envs first can take long (seconds per env for pixel envs)."""
+    probe_config = Config(**{**config.to_dict(), "parallels": 1,
+                             "vectorize": "serial" if config.vectorize == "subprocess"
+                             else config.vectorize})
+    rng_states = get_rng_states()  # building an env may draw: the run's draws stay the same
+    try:
+        with make_envs(probe_config) as probe:
+            spec = probe.spec.with_state_source(config.state_source)
+    finally:
+        set_rng_states(rng_states)
+    check_buffer_memory(spec, config.buffer_size, config.buffer_memory_budget_mb, warn=False)
+
+
 class Experiment:
     """One seed of a resolved config: envs, agents and (once started) a run folder.
 
@@ -148,9 +170,15 @@ class Experiment:
         self.on_evaluation: Callable[[int, float], None] | None = None
 
     @classmethod
-    def build(cls, config: Any) -> Experiment:
-        """Set up the process (threads, seeds, device), then build the envs and the agents."""
+    def build(cls, config: Any, train: bool = True) -> Experiment:
+        """Set up the process (threads, seeds, device), then build the envs and the agents.
+
+        For a run that will train (``train``), a replay buffer over ``buffer_memory_budget_mb``
+        is refused first, before the ``parallels`` envs are built (:func:`check_replay_memory`).
+        """
         setup_process(config)
+        if train:
+            check_replay_memory(config)
         envs = make_envs(config)
         try:
             agents = REGISTRY_AGENT[config.agent](config, envs)

@@ -87,7 +87,7 @@ class Runner:
         if self._experiment is None and self._last is not None:
             return self._last
         if self._experiment is None:
-            self._experiment = Experiment.build(self.config)
+            self._experiment = Experiment.build(self.config, train=not self.is_test)
         return self._experiment
 
     @property
@@ -106,7 +106,7 @@ class Runner:
     def _use(self) -> Iterator[Experiment]:
         """Hand the current experiment (built now if needed) to one call; the next call builds
         a fresh one, while ``runner.agents`` still shows this one's."""
-        experiment = self._experiment or Experiment.build(self.config)
+        experiment = self._experiment or Experiment.build(self.config, train=not self.is_test)
         self._experiment, self._last = None, experiment
         try:
             yield experiment
