@@ -322,3 +322,16 @@ def test_docstring_examples_run():
     for module in (interfaces, normalization):
         results = doctest.testmod(module, raise_on_error=False)
         assert results.attempted > 0 and results.failed == 0, module.__name__
+
+
+def test_check_env_warns_about_large_values_it_cannot_scale(pixel_env_class):
+    class Unbounded(pixel_env_class):
+        def __init__(self):
+            super().__init__(size=2, dtype="float32")
+            image = spaces.Box(-np.inf, np.inf, (2, 2, 3), dtype=np.float32)
+            self.observation_space = dict.fromkeys(self.agents, image)
+
+    warnings = xwq.check_env(Unbounded(), steps=20)["warnings"]
+    assert len(warnings) == 3 and "camera_0" in warnings[0]
+    assert "declare their bounds" in warnings[0]
+    assert xwq.check_env(pixel_env_class(size=2), steps=20)["warnings"] == []

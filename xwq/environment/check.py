@@ -9,6 +9,7 @@ spaces against what ``reset``/``step``/``state``/``avail_actions`` return, and r
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,32 @@ from gymnasium import spaces
 
 from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env, episode_statistics
 from xwq.errors import EnvMismatchError
+
+logger = logging.getLogger(__name__)
+
+#: observed values beyond this magnitude in unbounded features get a warning: nothing can scale
+#: them (input_normalization scales from the spaces' bounds; its ``auto`` leaves [-10, 10] as is)
+LARGE_VALUE = 10.0
+
+
+def _scale_advice(env: Any, obs: dict, live: list[str], advice: dict[str, str]) -> None:
+    """Remember, once per agent, observations of large magnitude in features whose space is
+    unbounded, which xwq cannot scale before its networks."""
+    for agent in live:
+        if agent in advice or agent not in obs:
+            continue
+        space = env.observation_space[agent]
+        value = np.asarray(obs[agent], dtype=np.float64).reshape(-1)
+        low = np.broadcast_to(space.low, space.shape).reshape(-1)
+        high = np.broadcast_to(space.high, space.shape).reshape(-1)
+        unbounded = ~(np.isfinite(low) & np.isfinite(high))
+        if value.size == low.size and unbounded.any():
+            largest = float(np.abs(value[unbounded]).max())
+            if largest > LARGE_VALUE:
+                advice[agent] = (
+                    f"agent '{agent}': observations reach |x| = {largest:g} in features whose "
+                    "observation space is unbounded, so input_normalization cannot scale them "
+                    "before the networks; declare their bounds (Box(low, high))")
 
 
 def _check_spaces(env: Any, problems: list[str]) -> None:
@@ -88,8 +115,10 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
     env that declares none.
 
     Returns:
-        A summary: the :class:`EnvSpec` as a dict plus the episodes and steps run and
-        ``statistics``, the names of the numeric episode statistics found in ``info``.
+        A summary: the :class:`EnvSpec` as a dict plus the episodes and steps run,
+        ``statistics``, the names of the numeric episode statistics found in ``info``, and
+        ``warnings`` (also logged): observations of large magnitude where the space declares
+        no bounds, which ``input_normalization`` cannot scale.
 
     Raises:
         EnvMismatchError: listing every problem found, each naming the agent and what to fix.
@@ -103,6 +132,9 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
     _check_obs(env, obs, "reset()", problems, agents)
+    advice: dict[str, str] = {}
+    if not problems:
+        _scale_advice(env, obs, agents, advice)
     _check_masks(env, "after reset()", problems, agents)
     if env.state_space is not None:
         state = np.asarray(env.state())
@@ -145,6 +177,8 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
         t += 1
         live = [a for a in live if not (terminated[a] or truncated[a])]
         _check_obs(env, obs, where, problems, live)
+        if not problems:
+            _scale_advice(env, obs, live, advice)
         if live:
             _check_masks(env, where, problems, live)
         if problems:
@@ -155,6 +189,9 @@ def check_env(env: Any, steps: int = 200, seed: int = 0,
             env.reset()
     if problems:
         raise EnvMismatchError("check_env found problems:\n- " + "\n- ".join(problems))
+    for message in advice.values():
+        logger.warning("check_env: %s", message)
     summary = ArrayEnv(env).spec.to_dict()
-    summary.update(episodes=episodes, steps=steps, statistics=sorted(statistics))
+    summary.update(episodes=episodes, steps=steps, statistics=sorted(statistics),
+                   warnings=list(advice.values()))
     return summary
