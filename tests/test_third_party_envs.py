@@ -494,6 +494,19 @@ class Wrapped(ParallelEnv):
                 dict.fromkeys(self.agents, False), {})
 
 
+class GymLike:
+    """A single gym-style env object (reset and step), holding its config."""
+
+    def __init__(self, grid_config):
+        self.grid_config = grid_config
+
+    def reset(self, seed=None):
+        return None
+
+    def step(self, actions):
+        return None
+
+
 class GridConfig:
     def __init__(self, max_episode_steps):
         self.max_episode_steps = max_episode_steps
@@ -505,8 +518,11 @@ def test_time_limit_found_down_the_wrapper_chain(train):
     assert PettingZooEnv(nested).max_episode_steps == 9
     # a limit nearer the top wins over one further down
     assert PettingZooEnv(Wrapped(AecWrapper(Raw(max_cycles=7)))).max_episode_steps == 7
-    # pogema: grid_config.max_episode_steps
+    # pogema: grid_config.max_episode_steps, on the gym env the ParallelEnv holds as .pogema
     assert PettingZooEnv(Wrapped(None, GridConfig(64))).max_episode_steps == 64
+    pogema_like = Wrapped(None)
+    pogema_like.pogema = GymLike(GridConfig(48))
+    assert PettingZooEnv(pogema_like).max_episode_steps == 48
     # an explicit limit wins
     assert PettingZooEnv(nested, max_episode_steps=3).max_episode_steps == 3
     assert xwq.check_env(Wrapped(AecWrapper(Raw())))["max_episode_steps"] == 9

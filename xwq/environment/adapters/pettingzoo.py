@@ -36,13 +36,25 @@ def _attribute(obj: Any, name: str) -> Any:
         return None
 
 
+def _env_like_attributes(obj: Any) -> list[Any]:
+    """The objects among ``obj``'s instance attributes that have ``reset`` and ``step``
+    methods: envs a wrapper holds under a name of its own (pogema's ``.pogema``)."""
+    try:
+        values = list(vars(obj).values())
+    except TypeError:  # no __dict__
+        return []
+    return [v for v in values if callable(_attribute(v, "reset"))
+            and callable(_attribute(v, "step")) and not isinstance(v, type)]
+
+
 class PettingZooEnv(MultiAgentEnv):
     """Wraps a PettingZoo ``ParallelEnv`` instance.
 
     Args:
         env: the ParallelEnv.
         max_episode_steps: time limit; when not given, found on the env or down its wrapper
-            chain (``env``, ``aec_env``, ``par_env``, ``unwrapped``, ... up to 10 deep): an
+            chain (``env``, ``aec_env``, ``par_env``, ``unwrapped``, ``_env``, ``raw_env`` or
+            any attribute holding an object with ``reset`` and ``step``; 10 levels): an
             attribute ``max_cycles``, ``max_episode_steps``, ``max_steps`` or
             ``episode_limit``, or ``grid_config.max_episode_steps`` (pogema).
     """
@@ -95,6 +107,7 @@ class PettingZooEnv(MultiAgentEnv):
                             and value > 0:
                         return int(value)
                 below += [_attribute(obj, name) for name in _INNER_ENV_NAMES]
+                below += _env_like_attributes(obj)
             level = below
         return None
 
