@@ -248,6 +248,17 @@ def test_observation_of_the_wrong_shape_but_right_size_is_refused(counting_env_c
         xwq.check_env(Transposed())
 
 
+@pytest.mark.parametrize("value", [None, "text", {"x": 1}])
+def test_observation_that_is_not_numbers_is_refused(counting_env_class, value):
+    class Wordy(counting_env_class):
+        def _obs(self):
+            return dict(super()._obs(), b=value)
+
+    with pytest.raises(EnvMismatchError, match=r"agent 'b': observation at reset\(\) is not an "
+                                               r"array of numbers"):
+        ArrayEnv(Wordy()).reset()
+
+
 @pytest.mark.parametrize("container", [list, tuple])
 def test_observations_not_in_a_dict_are_refused(counting_env_class, container):
     class Listed(counting_env_class):

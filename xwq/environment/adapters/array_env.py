@@ -183,7 +183,15 @@ class ArrayEnv:
                 raise EnvMismatchError(
                     f"agent '{agent}' is still in the episode but got no observation at step "
                     f"{self._t}; return one for every agent that has not terminated")
-            value = np.asarray(obs[agent], dtype=np.float32)
+            try:
+                if obs[agent] is None:  # numpy would make it a NaN
+                    raise TypeError
+                value = np.asarray(obs[agent], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise EnvMismatchError(
+                    f"agent '{agent}': observation at {self._where()} is not an array of "
+                    f"numbers ({type(obs[agent]).__name__}); return a numpy array of its "
+                    "observation space's shape") from None
             shape = tuple(self._obs_spaces[agent].shape)
             if value.shape != shape:
                 same = " (the same number of values: reshape the observation or fix the " \
