@@ -7,7 +7,8 @@ the ParallelEnv with only its natural kwargs (``max_cycles`` and the like), runs
 ``get_runner("qmix", name, ...).run()`` for a few episodes. Each env runs in its own subprocess
 (with a timeout), so a crash or a memory refusal in one is recorded and the rest still run.
 Outcomes: ``ok`` (checked and trained), ``error`` (an xwq error: its one-line message is the
-result; continuous-action envs are expected here), ``crash`` (anything else: a bug to fix),
+result; continuous-action envs are expected here), ``diverged`` (training stopped on a
+non-finite loss, e.g. unnormalised pixels), ``crash`` (anything else: a bug to fix),
 ``not installed``.
 
 These packages are not installed in CI: ``pip install "pettingzoo[sisl,butterfly]"``; pogema
@@ -41,7 +42,7 @@ ENVS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "pistonball_v6": ("pettingzoo.butterfly.pistonball_v6", "parallel_env",
                       {"max_cycles": 25, "continuous": False}),
     "knights_archers_zombies_v11": ("pettingzoo.butterfly.knights_archers_zombies_v11",
-                                    "parallel_env", {"max_cycles": 25, "vector_state": True}),
+                                    "parallel_env", {"max_cycles": 25}),
     "rps_v2": ("pettingzoo.classic.rps_v2", "parallel_env", {"max_cycles": 15}),
     **{name: (f"mpe2.{name}", "parallel_env", {"max_cycles": 25}) for name in (
         "simple_v3", "simple_spread_v3", "simple_reference_v3", "simple_speaker_listener_v4",
@@ -77,12 +78,15 @@ def run_one(name: str, running_steps_episodes: int) -> dict[str, Any]:
     """Check and train one env in this process; the outcome as a dict."""
     import xwq
     from xwq.errors import XwqError
+    from xwq.learners.qmix import NonFiniteLossError
 
     out: dict[str, Any] = {"env": name}
     try:
         env = make(name)
     except ImportError as error:
         return {**out, "outcome": "not installed", "message": _first_line(error)}
+    except Exception as error:  # noqa: BLE001 - the env's own constructor failed
+        return {**out, "outcome": "crash", "stage": "make", "message": _first_line(error)}
     started = time.perf_counter()
     try:
         summary = xwq.check_env(env, steps=60)
@@ -108,6 +112,9 @@ def run_one(name: str, running_steps_episodes: int) -> dict[str, Any]:
             runner.run()
         except XwqError as error:
             return {**out, "outcome": "error", "stage": "train", "message": _first_line(error)}
+        except NonFiniteLossError as error:  # a clean stop; the loss scale is not the adapter's
+            return {**out, "outcome": "diverged", "stage": "train",
+                    "message": _first_line(error)}
         except Exception as error:  # noqa: BLE001
             return {**out, "outcome": "crash", "stage": "train", "message": _first_line(error)}
     out["train"] = {"running_steps": steps, "seconds": round(time.perf_counter() - started, 1)}
