@@ -68,7 +68,7 @@ def test_old_gym_four_tuple_step_of_a_pettingzoo_env_is_refused():
 
     env = ArrayEnv(as_multi_agent_env(OldParallel(Raw(max_cycles=5))))
     env.reset()
-    with pytest.raises(EnvMismatchError, match=r"env OldParallel: step\(\) returned 4 values"):
+    with pytest.raises(EnvMismatchError, match=r"env wrapped_v0: step\(\) returned 4 values"):
         env.step(np.zeros(2, dtype=int))
 
 
@@ -349,7 +349,7 @@ def test_no_agents_is_refused(counting_env_class, agents):
             super().__init__(*args, **kwargs)
             self.agents = agents
 
-    pattern = r"env Empty: env.agents (is empty|must be a list of agent names)"
+    pattern = r"(env Empty's env.agents is empty|env Empty: env.agents must be a list)"
     with pytest.raises(EnvMismatchError, match=pattern):
         ArrayEnv(Empty())
     with pytest.raises(EnvMismatchError, match=pattern):

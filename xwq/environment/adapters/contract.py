@@ -38,6 +38,11 @@ _notes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # env -> its ad
 
 
 def name_of(env: Any) -> str:
+    """How messages name an env: its PettingZoo ``metadata["name"]`` (wrappers hide the class),
+    else its class name."""
+    metadata = getattr(env, "metadata", None)
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        return metadata["name"]
     return type(env).__name__
 
 
@@ -75,8 +80,8 @@ def agent_list(env: Any) -> list[str]:
     agents = list(agents)
     if not agents:
         raise EnvMismatchError(
-            f"env {name_of(env)}: env.agents is empty; list the agent names in __init__ "
-            "(before reset: xwq reads them once to size its arrays)")
+            f"the env has no agents: env {name_of(env)}'s env.agents is empty; list the agent "
+            "names in __init__ (before reset: xwq reads them once to size its arrays)")
     declared = getattr(env, "declared_num_agents", None)
     if declared is None and not isinstance(inspect.getattr_static(env, "num_agents", None),
                                            property):
