@@ -109,6 +109,9 @@ def test_heterogeneous_agents_keep_their_own_bounds_and_padding_is_unbounded():
             self.state_space = spaces.Box(-np.inf, np.inf, (2,))
             self.max_episode_steps = 3
 
+        def state(self):
+            return np.zeros(2, dtype=np.float32)
+
     low, high = ArrayEnv(Mixed()).spec.obs_bounds()
     np.testing.assert_array_equal(high, [[100, 100, 100], [1, np.inf, np.inf]])
     np.testing.assert_array_equal(low, [[0, 0, 0], [0, -np.inf, -np.inf]])
@@ -335,3 +338,26 @@ def test_check_env_warns_about_large_values_it_cannot_scale(pixel_env_class):
     assert len(warnings) == 3 and "camera_0" in warnings[0]
     assert "declare their bounds" in warnings[0]
     assert xwq.check_env(pixel_env_class(size=2), steps=20)["warnings"] == []
+
+
+def test_state_built_from_observations_keeps_their_dtype_and_bounds():
+    """An env without state(): the state is the concatenated observations, stored as they are
+    (uint8 stays uint8) with their spaces' bounds, so the mixer's input is scaled too."""
+    class NoState(xwq.MultiAgentEnv):
+        def __init__(self):
+            self.agents = ["a", "b"]
+            self.observation_space = {"a": spaces.Box(0, 255, (2, 2), dtype=np.uint8),
+                                      "b": spaces.Box(0, 255, (3,), dtype=np.uint8)}
+            self.action_space = dict.fromkeys(self.agents, spaces.Discrete(2))
+            self.max_episode_steps = 3
+
+        def reset(self, seed=None):
+            return {"a": np.full((2, 2), 200, np.uint8), "b": np.full(3, 7, np.uint8)}, {}
+
+    env = ArrayEnv(NoState())
+    assert env.spec.state_dim == 7 and env.spec.state_dtype == "uint8"
+    _, state, _ = env.reset(seed=0)
+    assert state.dtype == np.uint8 and state.tolist() == [200] * 4 + [7] * 3
+    low, high = env.spec.state_low, env.spec.state_high
+    assert np.broadcast_to(low, (7,)).tolist() == [0] * 7
+    assert np.broadcast_to(high, (7,)).tolist() == [255] * 7

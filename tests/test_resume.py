@@ -291,7 +291,8 @@ def test_resume_rules(tmp_path, caplog):
 # --- failure -------------------------------------------------------------------------------------
 def nan_env_class(counting_env_class, after: int):
     class NaNAfter(counting_env_class):
-        """The counting env whose rewards turn NaN after ``after`` steps of this instance."""
+        """The counting env whose rewards turn huge after ``after`` steps of this instance:
+        finite (xwq refuses NaN rewards at the env), but the loss overflows float32."""
 
         steps = 0
 
@@ -299,7 +300,7 @@ def nan_env_class(counting_env_class, after: int):
             obs, rewards, terminated, truncated, info = super().step(actions)
             self.steps += 1
             if self.steps > after:
-                rewards = {agent: float("nan") for agent in rewards}
+                rewards = {agent: 1e38 for agent in rewards}
             return obs, rewards, terminated, truncated, info
 
     return NaNAfter

@@ -61,18 +61,24 @@ class MultiAgentEnv:
 
     Subclasses set, in ``__init__``:
 
-    - ``agents``: list of agent names (fixed order);
+    - ``agents``: list of agent names (fixed order; ``num_agents`` is its length — assigning
+      ``self.num_agents`` as XuanCe envs do is allowed, and checked against ``agents``);
     - ``observation_space`` / ``action_space``: dicts agent -> gymnasium space (Box observations
-      of any shape; Discrete actions);
-    - ``state_space``: a Box for the global state (omit it and xwq concatenates observations);
+      of any shape; Discrete actions), or PettingZoo-style methods ``observation_space(agent)``;
+    - ``state_space``: a Box for the global state (omit it, and ``state()``, and xwq uses the
+      agents' flattened observations, concatenated in ``agents`` order);
     - ``max_episode_steps``: the time limit (xwq truncates there if the env does not).
 
     and implement ``reset``, ``step`` and, optionally, ``state``, ``avail_actions``, ``render``
-    and ``close``. ``step`` returns ``(obs, rewards, terminated, truncated, info)``, the first
-    four dicts keyed by agent; ``info`` may be any dict, and its top-level numbers are episode
-    statistics (``info["battle_won"] = 1.0``; module docstring): xwq logs them and can rank
-    models by one (config ``eval_metric``). Run :func:`xwq.check_env` on an instance to have
-    every one of these checked with a message that says what to fix.
+    and ``close``. ``reset(seed)`` returns ``(obs, info)``; ``step`` returns ``(obs, rewards,
+    terminated, truncated, info)``, the first four dicts keyed by agent (a reward is one number:
+    float, numpy scalar or one-value array); ``info`` may be any dict, and its top-level numbers
+    are episode statistics (``info["battle_won"] = 1.0``; module docstring): xwq logs them and
+    can rank models by one (config ``eval_metric``). ``avail_actions()`` may return None, or
+    leave an agent out: every action of that agent is then available. A ``reset()`` without a
+    ``seed`` parameter is seeded through ``self.seed(seed)`` if the env has one, else not at all
+    (with a warning: runs are then not reproducible). Run :func:`xwq.check_env` on an instance
+    to have every one of these checked with a message that says what to fix.
     """
 
     agents: list[str]
@@ -80,10 +86,19 @@ class MultiAgentEnv:
     action_space: dict[str, spaces.Space]
     state_space: spaces.Box | None = None
     max_episode_steps: int | None = None
+    #: what ``self.num_agents = n`` assigned (None if nothing): checked against ``agents``
+    declared_num_agents: int | None = None
 
     @property
     def num_agents(self) -> int:
+        """``len(agents)`` (before ``agents`` is set: the value assigned to ``num_agents``)."""
+        if getattr(self, "agents", None) is None and self.declared_num_agents is not None:
+            return self.declared_num_agents
         return len(self.agents)
+
+    @num_agents.setter
+    def num_agents(self, value: int) -> None:
+        self.declared_num_agents = value
 
     def reset(self, seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         raise NotImplementedError
@@ -92,12 +107,18 @@ class MultiAgentEnv:
         raise NotImplementedError
 
     def state(self) -> np.ndarray:
-        """The global state; by default the agents' flattened observations, concatenated."""
-        raise NotImplementedError
+        """The global state ``[state_dim]``. Not overriding it is fine: xwq then uses the
+        agents' flattened observations, concatenated in ``agents`` order (zeros for agents that
+        have left), and ``state_space`` must stay None."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no state(); xwq concatenates the observations instead")
 
-    def avail_actions(self) -> dict[str, np.ndarray]:
-        """Bool mask per agent over its actions; by default every action is available."""
-        return {a: np.ones(self.action_space[a].n, dtype=bool) for a in self.agents}
+    def avail_actions(self) -> dict[str, np.ndarray] | None:
+        """Bool mask per agent over its actions; by default every action is available (so does
+        returning None, or leaving an agent out)."""
+        table = self.action_space
+        return {a: np.ones((table(a) if callable(table) else table[a]).n, dtype=bool)
+                for a in self.agents}
 
     def render(self) -> np.ndarray | None:
         return None

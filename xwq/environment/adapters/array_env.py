@@ -8,7 +8,10 @@ of them.
 
 Heterogeneous agents are padded to the largest observation (zeros) and the largest action set
 (extra actions masked unavailable). An agent that has left the episode sees zeros and may only
-take action 0, which is never sent to the env.
+take action 0, which is never sent to the env. The team reward is the sum of the rewards of the
+agents that acted, or (``team_reward: mean``) that sum over the number of all agents.
+
+What the env returns is checked, and old conventions adapted or refused, in :mod:`.contract`.
 
 The numbers in each step's ``info`` become episode statistics (:func:`episode_statistics`; the
 convention is in :mod:`xwq.environment.interfaces`).
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from xwq.environment.adapters import contract
 from xwq.environment.adapters.pettingzoo import PettingZooEnv
 from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, storage_dtype
 from xwq.errors import EnvMismatchError
@@ -33,6 +37,11 @@ def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiA
         if max_episode_steps is not None:
             env.max_episode_steps = max_episode_steps
         return env
+    if hasattr(env, "possible_agents") and callable(getattr(env, "agent_iter", None)):
+        raise EnvMismatchError(
+            f"an env factory returned {type(env).__name__}, a PettingZoo AEC env (agents take "
+            "turns); return its parallel version: the module's parallel_env(), or "
+            "pettingzoo.utils.conversions.aec_to_parallel(env)")
     if hasattr(env, "possible_agents") and hasattr(env, "observation_space"):
         return PettingZooEnv(env, max_episode_steps=max_episode_steps)
     raise EnvMismatchError(
@@ -92,18 +101,23 @@ def _flat_size(space: spaces.Space, agent: str, what: str) -> int:
     return int(np.prod(space.shape))
 
 
-def _as_storage(value: Any, dtype: np.dtype | str, what: str, check: bool) -> np.ndarray:
+def _as_storage(value: np.ndarray, dtype: np.dtype | str, what: str, check: bool) -> np.ndarray:
     """``value`` flattened, in the storage dtype. With ``check`` (the first observation of
     each episode: cheap enough), fractional values for an integer dtype (a space that says
     uint8 but an env that returns floats) are an EnvMismatchError."""
-    array = np.asarray(value)
     dtype = np.dtype(dtype)
-    if check and dtype.kind in "biu" and array.dtype.kind == "f" and array.size \
-            and not np.array_equal(array, np.round(array)):
+    if check and dtype.kind in "biu" and value.dtype.kind == "f" and value.size \
+            and not np.array_equal(value, np.round(value)):
         raise EnvMismatchError(
             f"{what} has fractional values but its space's dtype is {dtype}; return "
             f"{dtype} values, or declare the space with dtype float32")
-    return array.astype(dtype, copy=False).reshape(-1)
+    return value.astype(dtype, copy=False).reshape(-1)
+
+
+#: where the global state comes from (``ArrayEnv.state_source``)
+STATE_FROM_ENV = "state()"
+STATE_FROM_OBSERVATIONS = "concatenated observations"
+STATE_UNUSED = "none (state_source: observations)"
 
 
 class ArrayEnv:
@@ -112,9 +126,19 @@ class ArrayEnv:
     ``reset(seed) -> (obs [n, obs_dim], state [state_dim], avail [n, n_actions])``;
     ``step(actions [n]) -> (obs, state, avail, reward, terminated, truncated)``.
 
+    The env's returns are checked (and old conventions adapted or refused) by
+    :mod:`.contract`; observations must have their space's shape, and a NaN or inf in an
+    observation, reward or state is an error naming the agent and the step.
+
+    Team reward: ``"sum"`` adds the rewards of the agents that acted in the step; ``"mean"``
+    divides that sum by the number of *all* agents, so an agent that has left counts as 0 and
+    the scale does not jump as agents leave.
+
     Attributes:
         statistics: the numeric episode statistics of the last step's ``info``
             (:func:`episode_statistics`); empty after a reset.
+        state_source: ``"state()"``, ``"concatenated observations"`` (an env with neither
+            ``state()`` nor ``state_space``), or none (``use_state=False``).
     """
 
     def __init__(self, env: MultiAgentEnv, team_reward: str = "mean",
@@ -124,55 +148,73 @@ class ArrayEnv:
         #: False: ``env.state()`` is never called and the state is empty (``state_dim`` 0);
         #: for config ``state_source: observations``, where the agents build their own
         self.use_state = use_state
-        agents = list(env.agents)
-        if not agents:
-            raise EnvMismatchError("the env has no agents (env.agents is empty)")
-        self._obs_sizes = [_flat_size(env.observation_space[a], a, "observation space")
+        agents = contract.agent_list(env)
+        self._obs_spaces = contract.agent_spaces(env, "observation_space", agents)
+        self._obs_sizes = [_flat_size(self._obs_spaces[a], a, "observation space")
                            for a in agents]
-        self._n_actions = []
-        for agent in agents:
-            space = env.action_space[agent]
-            if not isinstance(space, spaces.Discrete):
-                raise EnvMismatchError(
-                    f"agent '{agent}': action space is {space}; value-decomposition methods "
-                    "need gymnasium Discrete actions")
-            self._n_actions.append(int(space.n))
+        action_spaces = contract.agent_spaces(env, "action_space", agents)
+        self._n_actions = [contract.discrete_actions(env, a, action_spaces[a]) for a in agents]
         if env.max_episode_steps is None:
             raise EnvMismatchError(
-                "the env has no time limit: set max_episode_steps on it, or the config key "
-                "'max_episode_steps'")
+                f"env {contract.name_of(env)} has no time limit: set max_episode_steps on it, "
+                "or the config key 'max_episode_steps'")
         obs_dim = max(self._obs_sizes)
         n_actions = max(self._n_actions)
-        obs_spaces = [env.observation_space[a] for a in agents]
+        obs_spaces = [self._obs_spaces[a] for a in agents]
+        obs_dtype = storage_dtype(space.dtype for space in obs_spaces)
         # per agent, its space's bounds; padded features are unbounded (left as they are)
         obs_low = np.full((len(agents), obs_dim), -np.inf)
         obs_high = np.full((len(agents), obs_dim), np.inf)
         for i, space in enumerate(obs_spaces):
             obs_low[i, : self._obs_sizes[i]] = np.broadcast_to(space.low, space.shape).ravel()
             obs_high[i, : self._obs_sizes[i]] = np.broadcast_to(space.high, space.shape).ravel()
+        self.state_source = STATE_FROM_ENV
+        self._concatenate_obs = False  # the env has no state(): ArrayEnv builds it
         state_low = state_high = None
         if not use_state:
+            self.state_source = STATE_UNUSED
             state_dim, state_dtype = 0, "float32"
         elif env.state_space is not None:
+            if not contract.implements_state(env):
+                raise EnvMismatchError(
+                    f"env {contract.name_of(env)} sets state_space but has no state() method: "
+                    "implement state(), or drop state_space to have xwq concatenate the "
+                    "observations")
             state_dim = _flat_size(env.state_space, "state", "state space")
             state_dtype = storage_dtype([env.state_space.dtype])
-            state_low, state_high = env.state_space.low, env.state_space.high
+            state_low = np.broadcast_to(env.state_space.low, env.state_space.shape).ravel()
+            state_high = np.broadcast_to(env.state_space.high, env.state_space.shape).ravel()
+        elif not contract.implements_state(env):
+            self.state_source = STATE_FROM_OBSERVATIONS
+            self._concatenate_obs = True
+            state_dim, state_dtype = sum(self._obs_sizes), obs_dtype
+            state_low = np.concatenate([obs_low[i, :size]
+                                        for i, size in enumerate(self._obs_sizes)])
+            state_high = np.concatenate([obs_high[i, :size]
+                                         for i, size in enumerate(self._obs_sizes)])
         else:  # probe the state size once; reset(seed) later restarts the env's randomness
-            env.reset()
+            contract.call_reset(env)
             probe = np.asarray(env.state())
             state_dim, state_dtype = int(probe.size), storage_dtype([probe.dtype])
+            if getattr(env, "state_from_observations", False):  # a PettingZoo env without one
+                self.state_source = STATE_FROM_OBSERVATIONS
         self.spec = EnvSpec(tuple(agents), obs_dim, state_dim, n_actions,
-                            int(env.max_episode_steps),
-                            obs_dtype=storage_dtype(space.dtype for space in obs_spaces),
+                            int(env.max_episode_steps), obs_dtype=obs_dtype,
                             state_dtype=state_dtype, obs_low=obs_low, obs_high=obs_high,
-                            state_low=None if state_low is None else np.ravel(state_low),
-                            state_high=None if state_high is None else np.ravel(state_high))
+                            state_low=state_low, state_high=state_high)
         self._t = 0
         self._done_agents: set[str] = set()
         self.statistics: dict[str, float] = {}
 
     # --- dict -> arrays -------------------------------------------------------------------
-    def _obs_array(self, obs: dict[str, Any]) -> np.ndarray:
+    def _where(self) -> str:
+        return "reset()" if self._t == 0 else f"step() at episode step {self._t}"
+
+    def _obs_array(self, obs: Any) -> np.ndarray:
+        if not isinstance(obs, dict):
+            raise EnvMismatchError(
+                f"env {contract.name_of(self.env)}: {self._where()} returned observations as "
+                f"{type(obs).__name__}; return a dict keyed by agent name")
         out = np.zeros((self.spec.n_agents, self.spec.obs_dim), dtype=self.spec.obs_dtype)
         for i, agent in enumerate(self.spec.agents):
             if agent in self._done_agents:
@@ -181,23 +223,45 @@ class ArrayEnv:
                 raise EnvMismatchError(
                     f"agent '{agent}' is still in the episode but got no observation at step "
                     f"{self._t}; return one for every agent that has not terminated")
-            flat = _as_storage(obs[agent], out.dtype, f"agent '{agent}': observation",
-                               check=self._t == 0)
-            if flat.size != self._obs_sizes[i]:
+            try:
+                if obs[agent] is None:  # numpy would make it a NaN
+                    raise TypeError
+                value = np.asarray(obs[agent])
+                if value.dtype.kind not in "biuf":
+                    value = value.astype(np.float32)
+            except (TypeError, ValueError):
                 raise EnvMismatchError(
-                    f"agent '{agent}': observation has {flat.size} values but its observation "
-                    f"space {self.env.observation_space[agent].shape} has {self._obs_sizes[i]}")
-            out[i, : flat.size] = flat
+                    f"agent '{agent}': observation at {self._where()} is not an array of "
+                    f"numbers ({type(obs[agent]).__name__}); return a numpy array of its "
+                    "observation space's shape") from None
+            shape = tuple(self._obs_spaces[agent].shape)
+            if value.shape != shape:
+                same = " (the same number of values: reshape the observation or fix the " \
+                       "space)" if value.size == self._obs_sizes[i] else ""
+                raise EnvMismatchError(
+                    f"agent '{agent}': observation has {value.size} values of shape "
+                    f"{value.shape} but its observation space has shape {shape} "
+                    f"({self._obs_sizes[i]} values) at {self._where()}{same}")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise EnvMismatchError(
+                    f"agent '{agent}': observation has NaN or inf values at {self._where()}; "
+                    "the env must return finite observations")
+            out[i, : value.size] = _as_storage(value, out.dtype, f"agent '{agent}': observation",
+                                               check=self._t == 0)
         return out
 
     def _avail_array(self, finished_now: frozenset[str] = frozenset()) -> np.ndarray:
         """Masks of live agents; an agent that has left may only take action 0. An agent that
-        finished in this very step keeps its last mask (it may be empty: then action 0)."""
+        finished in this very step keeps its last mask (it may be empty: then action 0). No mask
+        for an agent (``avail_actions()`` None or without it) means all its actions."""
         out = np.zeros((self.spec.n_agents, self.spec.n_actions), dtype=bool)
-        masks = self.env.avail_actions()
+        masks = contract.action_masks(self.env)
         for i, agent in enumerate(self.spec.agents):
-            if agent in self._done_agents or (agent in finished_now and agent not in masks):
+            if agent in self._done_agents:
                 out[i, 0] = True
+                continue
+            if masks.get(agent) is None:
+                out[i, : self._n_actions[i]] = True
                 continue
             mask = np.asarray(masks[agent], dtype=bool).reshape(-1)
             if mask.size != self._n_actions[i]:
@@ -214,23 +278,31 @@ class ArrayEnv:
             out[i, : mask.size] = mask
         return out
 
-    def _state_array(self) -> np.ndarray:
+    def _state_array(self, obs: np.ndarray) -> np.ndarray:
         if not self.use_state:
             return np.zeros(0, dtype=np.float32)
-        state = _as_storage(self.env.state(), self.spec.state_dtype, "state",
-                            check=self._t == 0)
+        if self._concatenate_obs:
+            return np.concatenate([obs[i, :size] for i, size in enumerate(self._obs_sizes)])
+        state = np.asarray(self.env.state())
+        if state.dtype.kind not in "biuf":
+            state = state.astype(np.float32)
         if state.size != self.spec.state_dim:
             raise EnvMismatchError(
                 f"state has {state.size} values but the state space has {self.spec.state_dim}")
-        return state
+        if state.dtype.kind == "f" and not np.isfinite(state).all():
+            raise EnvMismatchError(
+                f"env {contract.name_of(self.env)}: state() has NaN or inf values at "
+                f"{self._where()}; it must return finite numbers")
+        return _as_storage(state, self.spec.state_dtype, "state", check=self._t == 0)
 
     # --- API ------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._t = 0
         self._done_agents = set()
         self.statistics = {}
-        obs, _ = self.env.reset(seed=seed)
-        return self._obs_array(obs), self._state_array(), self._avail_array()
+        obs, _ = contract.call_reset(self.env, seed)
+        obs = self._obs_array(obs)
+        return obs, self._state_array(obs), self._avail_array()
 
     def step(self, actions: np.ndarray) -> tuple:
         actions = np.asarray(actions).reshape(-1)
@@ -243,9 +315,11 @@ class ArrayEnv:
                 raise ValueError(f"agent '{agent}': action {action} is outside "
                                  f"Discrete({self._n_actions[i]})")
             live[agent] = action
-        obs, rewards, terminated, truncated, info = self.env.step(live)
+        result = contract.check_step_result(self.env, self.env.step(live))
+        obs, rewards, terminated, truncated, info = result
         self._t += 1
-        self.statistics = episode_statistics(info, self.spec.agents)
+        self.statistics = episode_statistics(contract.step_info(self.env, info),
+                                              self.spec.agents)
         for name, table in (("rewards", rewards), ("terminated", terminated),
                             ("truncated", truncated)):
             if not isinstance(table, dict):
@@ -255,8 +329,14 @@ class ArrayEnv:
             missing = [a for a in live if a not in table]
             if missing:
                 raise EnvMismatchError(f"step() returned {name} without agents {missing}")
-        values = [float(rewards[a]) for a in live]
-        reward = float(np.mean(values) if self.team_reward == "mean" else np.sum(values))
+        values = [contract.reward_value(self.env, a, rewards[a], self._where()) for a in live]
+        for agent, value in zip(live, values, strict=True):
+            if not np.isfinite(value):
+                raise EnvMismatchError(
+                    f"agent '{agent}': reward is {value} at {self._where()}; the env must "
+                    "return finite rewards")
+        total = float(np.sum(values))
+        reward = total / self.spec.n_agents if self.team_reward == "mean" else total
         finished_now = frozenset(a for a in live if terminated[a] or truncated[a])
         # agents that finished in this step still show their last observation; only from the
         # next step on do they see zeros (a bootstrap at a time limit needs the real one)
@@ -266,7 +346,7 @@ class ArrayEnv:
         everyone_done = len(self._done_agents) == self.spec.n_agents
         term = bool(everyone_done and any(terminated[a] for a in live))
         trunc = (not term) and (everyone_done or self._t >= self.spec.max_episode_steps)
-        return obs_array, self._state_array(), avail, reward, term, trunc
+        return obs_array, self._state_array(obs_array), avail, reward, term, trunc
 
     def render(self) -> np.ndarray | None:
         return self.env.render()

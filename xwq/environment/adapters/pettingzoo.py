@@ -14,7 +14,37 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from xwq.environment.adapters import contract
 from xwq.environment.interfaces import MultiAgentEnv
+from xwq.errors import EnvMismatchError
+
+#: attributes that hold an episode's time limit, in order of preference
+_TIME_LIMIT_NAMES = ("max_cycles", "max_episode_steps", "max_steps", "episode_limit")
+#: attributes through which wrappers reach the env they wrap
+_INNER_ENV_NAMES = ("env", "aec_env", "par_env", "unwrapped", "_env", "raw_env")
+_WRAPPER_DEPTH = 10
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    """``obj.name`` or None; a wrapper's ``__getattr__`` may raise anything for a name it
+    refuses to forward."""
+    if obj is None:
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - any failure means "not here"
+        return None
+
+
+def _env_like_attributes(obj: Any) -> list[Any]:
+    """The objects among ``obj``'s instance attributes that have ``reset`` and ``step``
+    methods: envs a wrapper holds under a name of its own (pogema's ``.pogema``)."""
+    try:
+        values = list(vars(obj).values())
+    except TypeError:  # no __dict__
+        return []
+    return [v for v in values if callable(_attribute(v, "reset"))
+            and callable(_attribute(v, "step")) and not isinstance(v, type)]
 
 
 class PettingZooEnv(MultiAgentEnv):
@@ -22,19 +52,23 @@ class PettingZooEnv(MultiAgentEnv):
 
     Args:
         env: the ParallelEnv.
-        max_episode_steps: time limit; taken from the env's ``max_cycles`` or
-            ``max_episode_steps`` attribute (or its unwrapped env's) when not given.
+        max_episode_steps: time limit; when not given, found on the env or down its wrapper
+            chain (``env``, ``aec_env``, ``par_env``, ``unwrapped``, ``_env``, ``raw_env`` or
+            any attribute holding an object with ``reset`` and ``step``; 10 levels): an
+            attribute ``max_cycles``, ``max_episode_steps``, ``max_steps`` or
+            ``episode_limit``, or ``grid_config.max_episode_steps`` (pogema).
     """
 
     def __init__(self, env: Any, max_episode_steps: int | None = None) -> None:
         self.env = env
         self.agents = list(env.possible_agents)
+        raw_obs_spaces = contract.agent_spaces(env, "observation_space", self.agents)
         self.observation_space = {}
         self._dict_obs = {}
         self._raw_spaces: dict[str, spaces.Space] = {}
         self._has_state = True
         for agent in self.agents:
-            space = env.observation_space(agent)
+            space = raw_obs_spaces[agent]
             if isinstance(space, spaces.Dict) and "observation" in space.spaces:
                 self._dict_obs[agent] = True
                 space = space.spaces["observation"]
@@ -46,7 +80,7 @@ class PettingZooEnv(MultiAgentEnv):
             elif isinstance(space, spaces.MultiBinary):
                 space = spaces.Box(0.0, 1.0, tuple(np.atleast_1d(space.n)), dtype=np.float32)
             self.observation_space[agent] = space
-        self.action_space = {agent: env.action_space(agent) for agent in self.agents}
+        self.action_space = contract.agent_spaces(env, "action_space", self.agents)
         self.state_space = getattr(env, "state_space", None)
         if not isinstance(self.state_space, spaces.Box):
             self.state_space = None
@@ -56,11 +90,25 @@ class PettingZooEnv(MultiAgentEnv):
 
     @staticmethod
     def _find_time_limit(env: Any) -> int | None:
-        for obj in (env, getattr(env, "unwrapped", None)):
-            for name in ("max_episode_steps", "max_cycles"):
-                value = getattr(obj, name, None)
-                if isinstance(value, int) and value > 0:
-                    return value
+        """The env's time limit, looked for breadth-first down its wrapper chain (PettingZoo
+        keeps ``max_cycles`` one or more wrappers down; pogema in ``grid_config``)."""
+        seen: set[int] = set()
+        level = [env]
+        for _ in range(_WRAPPER_DEPTH):
+            below = []
+            for obj in level:
+                if obj is None or id(obj) in seen:
+                    continue
+                seen.add(id(obj))
+                holders = (obj, _attribute(obj, "grid_config"))
+                for holder, name in ((h, n) for h in holders for n in _TIME_LIMIT_NAMES):
+                    value = _attribute(holder, name)
+                    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+                            and value > 0:
+                        return int(value)
+                below += [_attribute(obj, name) for name in _INNER_ENV_NAMES]
+                below += _env_like_attributes(obj)
+            level = below
         return None
 
     def _split(self, obs: dict[str, Any], infos: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -68,7 +116,8 @@ class PettingZooEnv(MultiAgentEnv):
         out = {}
         for agent in self.agents:
             if agent not in obs:
-                out[agent] = np.zeros(self.observation_space[agent].shape, dtype=np.float32)
+                space = self.observation_space[agent]
+                out[agent] = np.zeros(space.shape, dtype=space.dtype)
                 self._masks[agent] = None
                 continue
             value = obs[agent]
@@ -85,23 +134,38 @@ class PettingZooEnv(MultiAgentEnv):
                 one_hot = np.zeros(int(raw.n), dtype=np.float32)
                 one_hot[int(value) - int(raw.start)] = 1.0
                 value = one_hot
-            out[agent] = np.asarray(value, dtype=np.float32)
+            out[agent] = np.asarray(value)  # in its own dtype: uint8 pixels stay uint8
         self._last_obs = out
         return out
 
     def reset(self, seed: int | None = None) -> tuple[dict, dict]:
-        obs, infos = self.env.reset(seed=seed)
-        return self._split(obs, infos or {}), infos or {}
+        obs, infos = contract.call_reset(self.env, seed)
+        self._check_obs_dict(obs, "reset()")
+        return self._split(obs, infos), infos
 
     def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
         live = {a: int(u) for a, u in actions.items() if a in self.env.agents}
-        obs, rewards, terminated, truncated, infos = self.env.step(live)
-        return self._split(obs, infos or {}), rewards, terminated, truncated, infos or {}
+        result = contract.check_step_result(self.env, self.env.step(live))
+        obs, rewards, terminated, truncated, infos = result
+        self._check_obs_dict(obs, "step()")
+        infos = contract.step_info(self.env, infos)
+        return self._split(obs, infos), rewards, terminated, truncated, infos
+
+    def _check_obs_dict(self, obs: Any, where: str) -> None:
+        if not isinstance(obs, dict):
+            raise EnvMismatchError(
+                f"env {contract.name_of(self.env)}: {where} returned observations as "
+                f"{type(obs).__name__}; a ParallelEnv returns a dict keyed by agent name")
+
+    @property
+    def state_from_observations(self) -> bool:
+        """Whether ``state()`` concatenates observations (the env has no usable state)."""
+        return not self._has_state
 
     def state(self) -> np.ndarray:
         if self._has_state:
             try:
-                return np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
+                return np.asarray(self.env.state()).reshape(-1)
             except (NotImplementedError, TypeError, AttributeError):
                 # no usable global state (ParallelEnv.state raises, or ``state`` is not a method)
                 self._has_state = False
