@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from gymnasium import spaces as gym_spaces
 
 import xwq
 from xwq.environment import SerialVecEnv, SubprocVecEnv
@@ -72,6 +73,34 @@ def test_subprocess_worker_error_is_reported():
 
     with pytest.raises(RuntimeError, match="boom in the worker"):
         SubprocVecEnv([factory])
+
+
+def test_subprocess_worker_passes_on_the_one_line_env_error():
+    """An env that breaks its contract in a worker gives the same EnvMismatchError (not a
+    worker traceback) as it would in the serial vec env."""
+    def factory():
+        from xwq.environment.adapters.array_env import ArrayEnv
+
+        class NaNReward(xwq.MultiAgentEnv):
+            def __init__(self):
+                self.agents = ["a"]
+                self.observation_space = {"a": gym_spaces.Box(0, 1, (2,))}
+                self.action_space = {"a": gym_spaces.Discrete(2)}
+                self.max_episode_steps = 5
+
+            def reset(self, seed=None):
+                return {"a": np.zeros(2, np.float32)}, {}
+
+            def step(self, actions):
+                return ({"a": np.zeros(2, np.float32)}, {"a": float("nan")}, {"a": False},
+                        {"a": False}, {})
+
+        return ArrayEnv(NaNReward())
+
+    envs = SubprocVecEnv([factory])
+    envs.reset(seed=0)
+    with pytest.raises(xwq.errors.EnvMismatchError, match="agent 'a': reward is nan"):
+        envs.step(np.zeros((1, 1), dtype=int))
 
 
 @pytest.mark.parametrize("env_id, n_agents, obs_dim, n_actions", [

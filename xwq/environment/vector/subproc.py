@@ -7,6 +7,7 @@ the very :class:`EnvSlot` code of the serial loop, one slot per env. Worth it on
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import traceback
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv, per_env_seeds
 from xwq.environment.vector.serial import EnvFactory, EnvSlot, stack_results
+from xwq.errors import EnvMismatchError, XwqError
 
 
 def _worker(remote, parent_remote, factory: EnvFactory) -> None:
@@ -35,10 +37,21 @@ def _worker(remote, parent_remote, factory: EnvFactory) -> None:
                 break
     except KeyboardInterrupt:
         pass
+    except XwqError as error:  # a user-facing error (the env broke its contract): as it is
+        remote.send(("xwq_error", _picklable(error)))
     except Exception as error:  # report to the parent instead of dying silently
         remote.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
     finally:
         remote.close()
+
+
+def _picklable(error: XwqError) -> XwqError | str:
+    """The error itself if it survives the pipe, else its one-line message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # an exception class whose constructor takes other arguments
+        return f"{type(error).__name__}: {error}"
+    return error
 
 
 class SubprocVecEnv(VecEnv):
@@ -62,6 +75,11 @@ class SubprocVecEnv(VecEnv):
 
     def _receive(self, remote):
         status, payload = remote.recv()
+        if status == "xwq_error":  # the one-line error the serial vec env would have raised
+            self.close()
+            if isinstance(payload, XwqError):
+                raise payload
+            raise EnvMismatchError(payload)
         if status == "error":
             self.close()
             raise RuntimeError(f"an environment worker failed:\n{payload}")
