@@ -271,6 +271,9 @@ def run_predator_prey_seed(spec: RunSpec, out: Path) -> dict[str, Any]:
     result = execute(spec)
     summary = result.summary
     steps, returns = eval_curve(result.run_dir)
+    # the env's episode statistics at the final greedy evaluation (per test episode)
+    finals = {stat: (eval_curve(result.run_dir, stat)[1] or [float("nan")])[-1]
+              for stat in ("captures", "punishments")}
     return {
         "seed": spec.seed,
         "running_steps": spec.overrides["running_steps"],
@@ -280,6 +283,8 @@ def run_predator_prey_seed(spec: RunSpec, out: Path) -> dict[str, Any]:
         "curve": [[s, round(r, 4)] for s, r in zip(steps, returns)],
         "final_test_return": float(summary["final_test_return"]),
         "best_test_return": float(summary["best_test_return"]),
+        "final_test_captures": round(float(finals["captures"]), 3),
+        "final_test_punishments": round(float(finals["punishments"]), 3),
         "run_dir": os.path.relpath(result.run_dir, out),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
@@ -331,8 +336,9 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
              f"Env rules: {env_rules(meta.get('overrides', {}))}", "",
              "Greedy test return (16 episodes per evaluation; maximum 40). Median over seeds "
              "[min, max in brackets].", "",
-             "| method | final return | best return | return at half budget | updates "
-             "| wall time per run (s) |", "|---|---|---|---|---|---|"]
+             "| method | final return | best return | return at half budget "
+             "| final captures / episode | final punishments / episode | updates "
+             "| wall time per run (s) |", "|---|---|---|---|---|---|---|---|"]
 
     def med(values: list[float]) -> str:
         return f"{np.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
@@ -341,9 +347,15 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
         agg = data["aggregate"][method]
         half = agg["median"][len(agg["median"]) // 2]
         walls = ", ".join(f"{r['wall_time_s']:.0f}" for r in runs)
+
+        def stat(key: str) -> str:  # runs recorded before these statistics existed lack them
+            values = [r[key] for r in runs if key in r]
+            return med(values) if values else "n/a"
+
         lines.append(
             f"| {LABELS.get(method, method)} | {med([r['final_test_return'] for r in runs])} | "
             f"{med([r['best_test_return'] for r in runs])} | {half:.2f} | "
+            f"{stat('final_test_captures')} | {stat('final_test_punishments')} | "
             f"{int(np.median([r['updates'] for r in runs]))} | "
             f"{walls} |")
     lines += ["", "![curves](predator_prey.png)", ""]

@@ -75,6 +75,10 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
         assert all(-2 * 8 * 25 <= r <= 40 for _, r in run["curve"])  # p = -2, 8 agents
         assert run["final_test_return"] == run["curve"][-1][1]
         assert run["best_test_return"] == max(r for _, r in run["curve"])
+        # the episode statistics of the same evaluation: return = 10 captures - 2 punishments
+        assert run["final_test_captures"] >= 0 and run["final_test_punishments"] >= 0
+        assert run["final_test_return"] == pytest.approx(
+            10 * run["final_test_captures"] - 2 * run["final_test_punishments"], abs=0.01)
         assert (tmp_path / run["run_dir"] / "metrics.jsonl").exists()
         assert run["running_steps"] == 400
         assert run["eval_interval"] == data["meta"]["eval_interval"]
@@ -87,6 +91,7 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     md = (tmp_path / "predator_prey.md").read_text()
     assert "QMIX" in md and "CW-QMIX" in md and "predator_prey.png" in md
+    assert "final captures / episode" in md and "n/a" not in md
     (tmp_path / "predator_prey.png").unlink()
     paper.main(["plot", "--out", str(tmp_path)])  # redraws from the JSON, no training
     assert (tmp_path / "predator_prey.png").read_bytes()[:4] == b"\x89PNG"
