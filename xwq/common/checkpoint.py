@@ -55,6 +55,10 @@ def safe_load(path: str | os.PathLike, device: str | torch.device = "cpu") -> An
         MissingFileError: there is no file at ``path``.
         CheckpointError: the file would run code (refused), or is damaged or not a torch file.
     """
+    if Path(path).is_dir():
+        raise MissingFileError(f"{path} is a folder, not a model or checkpoint file; give a file "
+                               "in it (final_model.pth, best_model.pth or "
+                               "checkpoints/ckpt_<env_steps>.pth)")
     if not Path(path).is_file():
         raise MissingFileError(f"no model or checkpoint file at {path}")
     try:

@@ -36,7 +36,13 @@ def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
                      max_episode_steps: int | None) -> ArrayEnv:
     factory = REGISTRY_ENV[name]
     check_env_kwargs(factory, name, env_id, env_kwargs)
-    env = factory(env_id, **env_kwargs)
+    try:
+        env = factory(env_id, **env_kwargs)
+    except Exception as error:  # the user's factory: keep its error, say which env it built
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(f"(xwq: building env '{name}' with env_id {env_id!r} and env_kwargs "
+                           f"{env_kwargs})")
+        raise
     return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward)
 
 

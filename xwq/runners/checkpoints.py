@@ -77,8 +77,12 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
     return payload
 
 
-#: config keys that decide whether a saved policy fits (its networks' shapes and kinds)
-MODEL_KEYS = ("method", "env_name", "env_id", "agent", "policy", "mixer", "representation")
+#: config keys that decide whether a saved policy fits (its networks' shapes and kinds; the
+#: env's kwargs can change its agents, observations and actions)
+MODEL_KEYS = ("method", "env_name", "env_id", "env_kwargs", "agent", "policy", "mixer",
+              "representation", "fc_hidden_sizes", "recurrent_hidden_size", "obs_last_action",
+              "obs_agent_id", "hidden_dim_mixing_net", "hidden_dim_hyper_net", "hypernet_layers",
+              "hidden_dim_ff_mix_net", "hidden_dim_star_agent")
 
 
 def read_model(path: str | os.PathLike, config: Any, device: Any = "cpu") -> dict:
