@@ -192,9 +192,26 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _plain(key: str, value: Any, origin: str, path: str = "") -> Any:
+    """``value`` as plain YAML data (what a run's config.yaml can hold and a resume compares):
+    numpy scalars and arrays become Python numbers and lists, tuples lists; any other object is
+    a ConfigError naming where it is."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # also np.float64, a float subclass that YAML cannot write
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(key, item, origin, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _plain(key, item, origin, f"{path}.{k}") for k, item in value.items()}
+    raise ConfigError(f"config key '{key}{path}' = {value!r} (from {origin}): give plain data "
+                      f"(numbers, strings, lists, mappings), not a {type(value).__name__}")
+
+
 def _check_value(key: str, value: Any, default: Any, origin: str) -> Any:
     """Return ``value`` (ints promoted to float where a float is expected) or raise ConfigError."""
     rule = RULES.get(key, Rule())
+    value = _plain(key, value, origin)
     where = f"config key '{key}' = {value!r} (from {origin})"
     if value is None:
         if rule.nullable or (default is None and rule.type is None):
