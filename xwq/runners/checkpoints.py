@@ -71,6 +71,11 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
     """Read a checkpoint with ``weights_only=True``; a file that is damaged, holds code or is
     not a training checkpoint raises CheckpointError."""
     payload = safe_load(path, device)
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(found, int) and found != CHECKPOINT_FORMAT and "agents" in payload:
+        raise CheckpointError(f"{path} is a checkpoint in format {found}; this xwq reads "
+                              f"format {CHECKPOINT_FORMAT}: resume it with the xwq version that "
+                              "wrote it")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an xwq training checkpoint (a saved model? resume "
                               "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
