@@ -10,6 +10,7 @@ file.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -35,11 +36,30 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; match the logs
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        failure = _write_failure(error, path)  # before the partial file goes: is the disk full?
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise
+        if failure is None:
+            raise
+        raise failure from error
     return path
+
+
+def _write_failure(error: BaseException, path: Path) -> OSError | None:
+    """A failed write as an OSError naming ``path`` (torch reports a full disk as a
+    RuntimeError "file write failed", and a failed write() names no file); None for any other
+    error."""
+    if isinstance(error, OSError):
+        if error.filename is not None:
+            return None
+        return OSError(error.errno, error.strerror or str(error), str(path))
+    if not isinstance(error, RuntimeError) or "write" not in str(error).lower():
+        return None
+    stats = os.statvfs(path.parent)
+    if stats.f_bavail * stats.f_frsize < 1 << 20:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"writing failed ({str(error).splitlines()[0]})", str(path))
 
 
 def _umask() -> int:
