@@ -455,8 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (XwqError, ImportError, OSError, MemoryError, FloatingPointError) as error:
         if args.debug:
             raise
-        if isinstance(error, XwqError | ImportError):
-            message, status = str(error).replace("(from override)", "(from --set)"), None
+        if isinstance(error, XwqError | ImportError):  # one line, even for a list of problems
+            message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            message, status = message.replace("(from override)", "(from --set)"), None
         elif isinstance(error, OSError):
             message, status = _os_error_line(error), None
         elif isinstance(error, MemoryError):
