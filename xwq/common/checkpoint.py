@@ -48,18 +48,20 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def _write_failure(error: BaseException, path: Path) -> OSError | None:
     """A failed write as an OSError naming ``path`` (torch reports a full disk as a
-    RuntimeError "file write failed", and a failed write() names no file); None for any other
-    error."""
+    RuntimeError: "file write failed", "unexpected pos ..."; a failed write() names no file);
+    None for any other error."""
     if isinstance(error, OSError):
         if error.filename is not None:
             return None
         return OSError(error.errno, error.strerror or str(error), str(path))
-    if not isinstance(error, RuntimeError) or "write" not in str(error).lower():
+    if not isinstance(error, RuntimeError):
         return None
     stats = os.statvfs(path.parent)
-    if stats.f_bavail * stats.f_frsize < 1 << 20:
+    if stats.f_bavail * stats.f_frsize < 1 << 20:  # less than 1 MiB left: the disk is full
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-    return OSError(errno.EIO, f"writing failed ({str(error).splitlines()[0]})", str(path))
+    if "write" in str(error).lower():
+        return OSError(errno.EIO, f"writing failed ({str(error).splitlines()[0]})", str(path))
+    return None
 
 
 def _umask() -> int:
