@@ -263,3 +263,18 @@ def test_a_several_line_error_is_printed_on_one_line(capsys, monkeypatch, tmp_pa
     assert main(["train"]) == 2
     assert capsys.readouterr().err == ("xwq train: error: check_env found problems: - reset() "
                                        "returns obs only - no state()\n")
+
+
+def test_xwq_get_runner_stays_the_function_after_the_command_line_ran(tmp_path):
+    """The CLI must not import the module xwq.get_runner by name: that would make the
+    package attribute xwq.get_runner the module, and xwq.get_runner(...) fail later."""
+    import subprocess
+    import sys
+
+    code = ("import types, xwq\nfrom xwq.cli import main\n"
+            "assert main(['train', '--method', 'qmix', '--env', 'matrix_game', '--env-id', "
+            "'nonmonotonic', '--set', 'running_steps=0']) == 2\n"
+            "assert not isinstance(xwq.get_runner, types.ModuleType), xwq.get_runner\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -228,7 +228,9 @@ def _runner(args: argparse.Namespace, overrides: dict, is_test: bool = False) ->
 
     # config errors answer before torch and the components are imported
     config = get_configs(args.config, args.method, args.env, args.env_id, overrides)
-    from xwq.get_runner import get_runner
+    # through the package (the function), never the module of the same name: importing
+    # xwq.get_runner directly would leave the module as the package's attribute xwq.get_runner
+    from xwq import get_runner
 
     import_modules(args.imports)
 
