@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from xwq.errors import MissingFileError, UsageError, XwqError
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     """``["learning_rate=1e-3", "fc_hidden_sizes=[32,32]"]`` -> ``{"learning_rate": 0.001,
@@ -190,10 +194,13 @@ def _resume_source(args: argparse.Namespace) -> None:
         if not path.exists():
             raise MissingFileError(f"--resume {resume}: no such checkpoint or run folder")
         return
-    from xwq.common.config import load_yaml
+    from xwq.common.config import read_yaml_file
 
-    with open(config_file) as handle:
-        saved = load_yaml(handle) or {}
+    saved = read_yaml_file(config_file) or {}
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume {resume}: {config_file} is not a run's config (a mapping of "
+                         f"key: value), got {type(saved).__name__}; give --method, --env, "
+                         "--env-id and --config yourself")
     if args.config is None:
         args.config = str(config_file)
     args.method = args.method or saved.get("method")
@@ -211,19 +218,25 @@ def import_modules(names: Sequence[str]) -> None:
         except ImportError as error:
             raise UsageError(f"--import {name}: cannot import it ({error}); is its folder on "
                              "PYTHONPATH or the package installed?") from None
+        except Exception as error:  # the module itself is broken: say where
+            raise UsageError(f"--import {name}: importing it raised {_error_line(error)} "
+                             "(--debug shows the traceback)") from error
 
 
 def _runner(args: argparse.Namespace, overrides: dict, is_test: bool = False) -> Any:
     from xwq.common.config import get_configs
 
     # config errors answer before torch and the components are imported
-    get_configs(args.config, args.method, args.env, args.env_id, overrides)
-    from xwq.get_runner import get_runner
+    config = get_configs(args.config, args.method, args.env, args.env_id, overrides)
+    # through the package (the function), never the module of the same name: importing
+    # xwq.get_runner directly would leave the module as the package's attribute xwq.get_runner
+    from xwq import get_runner
 
     import_modules(args.imports)
 
-    return get_runner(args.method, args.env, args.env_id, config_path=args.config,
-                      is_test=is_test, **overrides)
+    names = ("method", "env_name", "env_id")  # given once, as get_runner's arguments
+    return get_runner(config.method, config.env_name, config.env_id, config_path=args.config,
+                      is_test=is_test, **{k: v for k, v in overrides.items() if k not in names})
 
 
 def _seeds(args: argparse.Namespace) -> list[int | None]:
@@ -368,6 +381,48 @@ def _os_error_line(error: OSError) -> str:
     return f"{reason}: {paths or '(no path)'}" + (f" ({hint})" if hint else "")
 
 
+_PACKAGE = Path(__file__).resolve().parent
+#: libraries xwq calls with its own arrays: an error raised in them is xwq's bug, not the user's
+_XWQ_LIBRARIES = ("torch", "numpy", "gymnasium")
+
+
+def _error_line(error: BaseException) -> str:
+    """``Type: message (raised in FILE:LINE, in FUNCTION)`` on one line."""
+    message = " ".join(str(error).split())
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (raised in {frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" \
+        if frames else ""
+    return f"{type(error).__name__}: {message}{where}"
+
+
+def _raised_by_user_code(error: BaseException) -> bool:
+    """Whether ``error`` was raised in the user's env or factory: in code that xwq's env layer
+    (``xwq/environment``: factories, adapters, vectorisation) called and does not own (a file
+    outside the xwq package: the user's module or a simulator's package). An error raised in xwq
+    itself, in the array libraries it drives, or in code called from elsewhere in xwq is a bug
+    and keeps its traceback."""
+    frames = traceback.extract_tb(error.__traceback__)
+    inside = [i for i, frame in enumerate(frames) if _in_folder(frame.filename, _PACKAGE)]
+    if not inside or inside[-1] == len(frames) - 1:
+        return False
+    if not _in_folder(frames[inside[-1]].filename, _PACKAGE / "environment"):
+        return False
+    callee = Path(frames[inside[-1] + 1].filename).parts
+    return not any(library in callee for library in _XWQ_LIBRARIES)
+
+
+def _in_folder(filename: str, folder: Path) -> bool:
+    try:
+        Path(filename).resolve().relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xwq`` command; returns the exit status (0 ok, 1 training failed or out of
     memory, 2 user error, 130 interrupted).
@@ -380,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = f"xwq {args.command}"
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         if args.command == "plot":
             return cmd_plot(args)
@@ -387,16 +444,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"train": cmd_train, "test": cmd_test, "benchmark": cmd_benchmark,
                     "sweep": cmd_sweep}
         return commands[args.command](args, overrides)
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted"
+    except (KeyboardInterrupt, SystemExit) as error:
+        # SIGTERM: our handler, or the seed workers' backend (SystemExit(128 + SIGTERM))
+        terminated = str(error) == "SIGTERM" or (isinstance(error, SystemExit)
+                                                and error.code == EXIT_TERMINATED)
+        if isinstance(error, SystemExit) and not terminated:
+            raise
+        print(f"{command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}"
               + ("; continue with --resume auto" if args.command in ("train", "benchmark")
                  else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except (XwqError, ImportError, OSError, MemoryError, FloatingPointError) as error:
         if args.debug:
             raise
-        if isinstance(error, XwqError | ImportError):
-            message, status = str(error).replace("(from override)", "(from --set)"), None
+        if isinstance(error, XwqError | ImportError):  # one line, even for a list of problems
+            message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            message, status = message.replace("(from override)", "(from --set)"), None
         elif isinstance(error, OSError):
             message, status = _os_error_line(error), None
         elif isinstance(error, MemoryError):
@@ -408,6 +471,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_TRAINING_FAILED
         print(f"{command}: error: {message}", file=sys.stderr)
         return status or EXIT_USER_ERROR
+    except Exception as error:
+        # raised in the user's env or factory: one line saying where (with xwq's note on where
+        # training stopped); an error raised inside xwq is a bug and keeps its traceback
+        if args.debug or not _raised_by_user_code(error):
+            raise
+        notes = " ".join(" ".join(note.split()) for note in getattr(error, "__notes__", []))
+        print(f"{command}: error: your code raised {_error_line(error)}"
+              + (f" {notes}" if notes else "") + "; --debug shows the traceback",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ file.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -35,11 +36,32 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; match the logs
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        failure = _write_failure(error, path)  # before the partial file goes: is the disk full?
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise
+        if failure is None:
+            raise
+        raise failure from error
     return path
+
+
+def _write_failure(error: BaseException, path: Path) -> OSError | None:
+    """A failed write as an OSError naming ``path`` (torch reports a full disk as a
+    RuntimeError: "file write failed", "unexpected pos ..."; a failed write() names no file);
+    None for any other error."""
+    if isinstance(error, OSError):
+        if error.filename is not None:
+            return None
+        return OSError(error.errno, error.strerror or str(error), str(path))
+    if not isinstance(error, RuntimeError):
+        return None
+    stats = os.statvfs(path.parent)
+    if stats.f_bavail * stats.f_frsize < 1 << 20:  # less than 1 MiB left: the disk is full
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if "write" in str(error).lower():
+        return OSError(errno.EIO, f"writing failed ({str(error).splitlines()[0]})", str(path))
+    return None
 
 
 def _umask() -> int:
@@ -55,6 +77,10 @@ def safe_load(path: str | os.PathLike, device: str | torch.device = "cpu") -> An
         MissingFileError: there is no file at ``path``.
         CheckpointError: the file would run code (refused), or is damaged or not a torch file.
     """
+    if Path(path).is_dir():
+        raise MissingFileError(f"{path} is a folder, not a model or checkpoint file; give a file "
+                               "in it (final_model.pth, best_model.pth or "
+                               "checkpoints/ckpt_<env_steps>.pth)")
     if not Path(path).is_file():
         raise MissingFileError(f"no model or checkpoint file at {path}")
     try:

@@ -23,6 +23,7 @@ silently ignored otherwise.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -52,9 +53,56 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping that names a key twice is an error (PyYAML would keep the last one silently)."""
+    seen: set = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue  # a complex key: PyYAML reports what is wrong with it
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' appears twice in one mapping; keep one",
+                key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def load_yaml(text: str | IO[str]) -> Any:
-    """Parse YAML the way every config layer is parsed (safe; ``1e-3`` is a float)."""
+    """Parse YAML the way every config layer is parsed (safe; ``1e-3`` is a float; a key named
+    twice in one mapping is an error)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``line 3, column 5: expected ',' or ']'`` (PyYAML's own
+    message spans several lines and repeats the file name)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    if context and context_mark is not None:
+        context += f" that starts at line {context_mark.line + 1}"
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def read_yaml_file(path: str | os.PathLike, origin: str | None = None) -> Any:
+    """Parse a YAML file; a missing file, a YAML error or bytes that are not UTF-8 text raise
+    one-line ConfigErrors naming the file."""
+    origin = origin or str(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return load_yaml(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{origin}: not valid YAML: {yaml_problem(error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{origin}: not a YAML text file (byte {error.start} is not UTF-8); "
+                          "give a .yaml file of key: value lines") from None
 
 
 @dataclass(frozen=True)
@@ -131,13 +179,7 @@ class Config(SimpleNamespace):
 
 
 def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
-    try:
-        with open(path) as handle:
-            data = load_yaml(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{origin}: not valid YAML: {error}") from None
+    data = read_yaml_file(path, origin)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -152,9 +194,26 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _plain(key: str, value: Any, origin: str, path: str = "") -> Any:
+    """``value`` as plain YAML data (what a run's config.yaml can hold and a resume compares):
+    numpy scalars and arrays become Python numbers and lists, tuples lists; any other object is
+    a ConfigError naming where it is."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # also np.float64, a float subclass that YAML cannot write
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(key, item, origin, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _plain(key, item, origin, f"{path}.{k}") for k, item in value.items()}
+    raise ConfigError(f"config key '{key}{path}' = {value!r} (from {origin}): give plain data "
+                      f"(numbers, strings, lists, mappings), not a {type(value).__name__}")
+
+
 def _check_value(key: str, value: Any, default: Any, origin: str) -> Any:
     """Return ``value`` (ints promoted to float where a float is expected) or raise ConfigError."""
     rule = RULES.get(key, Rule())
+    value = _plain(key, value, origin)
     where = f"config key '{key}' = {value!r} (from {origin})"
     if value is None:
         if rule.nullable or (default is None and rule.type is None):
@@ -174,6 +233,8 @@ def _check_value(key: str, value: Any, default: Any, origin: str) -> Any:
         allowed = ", ".join(repr(c) for c in rule.choices)
         hint = closest(str(value), [str(c) for c in rule.choices])
         raise ConfigError(f"{where}: must be one of {allowed}.{hint}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         too_low = rule.low is not None and (
             value < rule.low or (rule.low_open and value == rule.low))
@@ -288,9 +349,17 @@ def get_configs(
     """
     defaults = _read_yaml(BASE_FILE, "base.yaml")
     overrides = dict(overrides or {})
+    if file_dir is not None and not isinstance(file_dir, str | os.PathLike):
+        raise ConfigError(f"config_path = {file_dir!r}: give the path of a YAML file (a str or "
+                          f"Path), not {type(file_dir).__name__}")
     user = _read_yaml(Path(file_dir), str(file_dir)) if file_dir is not None else {}
 
     def pick(key: str, given: str | None) -> str:
+        if given and key in overrides and overrides[key] != given:  # one of them is ignored
+            raise ConfigError(
+                f"config key '{key}' = {overrides[key]!r} (from override) disagrees with "
+                f"{given!r} given as the {key.replace('_name', '')} to run; remove one of the "
+                "two")
         value = given or overrides.get(key) or user.get(key) or defaults[key]
         if not isinstance(value, str):
             raise ConfigError(f"config key '{key}' = {value!r}: must be a string")

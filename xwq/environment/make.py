@@ -15,7 +15,7 @@ from typing import Any
 from xwq.environment.adapters.array_env import ArrayEnv, as_multi_agent_env
 from xwq.environment.interfaces import VecEnv, check_env_kwargs
 from xwq.environment.vector import SerialVecEnv, SubprocVecEnv
-from xwq.errors import ConfigError, UsageError
+from xwq.errors import ConfigError, EnvMismatchError, UsageError
 from xwq.registry import REGISTRY_ENV, REGISTRY_NATIVE_ENV
 
 
@@ -36,9 +36,20 @@ def _build_array_env(name: str, env_id: str, env_kwargs: dict, team_reward: str,
                      max_episode_steps: int | None, use_state: bool = True) -> ArrayEnv:
     factory = REGISTRY_ENV[name]
     check_env_kwargs(factory, name, env_id, env_kwargs)
-    env = factory(env_id, **env_kwargs)
-    return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward,
-                    use_state=use_state)
+    try:
+        env = factory(env_id, **env_kwargs)
+    except Exception as error:  # the user's factory: keep its error, say which env it built
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(f"(xwq: building env '{name}' with env_id {env_id!r} and env_kwargs "
+                           f"{env_kwargs})")
+        raise
+    try:
+        return ArrayEnv(as_multi_agent_env(env, max_episode_steps), team_reward=team_reward,
+                        use_state=use_state)
+    except EnvMismatchError as error:  # say which env, when it does not
+        if f"'{name}'" in str(error):
+            raise
+        raise EnvMismatchError(f"env '{name}' (env_id {env_id!r}): {error}") from None
 
 
 def _native_class(config: Any) -> type | None:

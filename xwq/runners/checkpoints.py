@@ -71,14 +71,23 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict:
     """Read a checkpoint with ``weights_only=True``; a file that is damaged, holds code or is
     not a training checkpoint raises CheckpointError."""
     payload = safe_load(path, device)
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(found, int) and found != CHECKPOINT_FORMAT and "agents" in payload:
+        raise CheckpointError(f"{path} is a checkpoint in format {found}; this xwq reads "
+                              f"format {CHECKPOINT_FORMAT}: resume it with the xwq version that "
+                              "wrote it")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an xwq training checkpoint (a saved model? resume "
                               "needs <run_dir>/checkpoints/ckpt_<env_steps>.pth)")
     return payload
 
 
-#: config keys that decide whether a saved policy fits (its networks' shapes and kinds)
-MODEL_KEYS = ("method", "env_name", "env_id", "agent", "policy", "mixer", "representation")
+#: config keys that decide whether a saved policy fits (its networks' shapes and kinds; the
+#: env's kwargs can change its agents, observations and actions)
+MODEL_KEYS = ("method", "env_name", "env_id", "env_kwargs", "agent", "policy", "mixer",
+              "representation", "fc_hidden_sizes", "recurrent_hidden_size", "obs_last_action",
+              "obs_agent_id", "hidden_dim_mixing_net", "hidden_dim_hyper_net", "hypernet_layers",
+              "hidden_dim_ff_mix_net", "hidden_dim_star_agent")
 
 
 def read_model(path: str | os.PathLike, config: Any, device: Any = "cpu") -> dict:

@@ -194,11 +194,24 @@ class Experiment:
         return self._test_envs
 
     def close(self) -> None:
-        """Close the agents' logger and every env."""
-        self.agents.finish()
+        """Close the agents' logger and every env. An env whose ``close()`` raises is reported
+        as a warning: the run's files are written by then, and a failure to close must not
+        fail (or hide the real error of) the run."""
+        self._close_quietly("training", self.agents.finish)
+        self._close_quietly("test", self._close_test_envs)
+
+    def _close_quietly(self, what: str, close: Callable[[], None]) -> None:
+        try:
+            close()
+        except Exception as error:  # the user's env.close()
+            logger.warning("closing the %s envs of %s/%s failed (%s: %s); nothing of the run is "
+                           "lost", what, self.config.env_name, self.config.env_id,
+                           type(error).__name__, error)
+
+    def _close_test_envs(self) -> None:
         if self._test_envs is not None:
-            self._test_envs.close()
-            self._test_envs = None
+            envs, self._test_envs = self._test_envs, None
+            envs.close()
 
     # --- train -------------------------------------------------------------------------------
     def train(self, resume: str | os.PathLike | None = None) -> Path:
@@ -399,7 +412,7 @@ class Experiment:
                 self._last_checkpoint_steps = self.agents.env_steps
                 yield state
             finally:
-                self.agents.finish()  # flush and close the logs before the lock goes
+                self._close_quietly("training", self.agents.finish)  # logs, before the lock goes
                 lock.release()
         finally:
             self.close()

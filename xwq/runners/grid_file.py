@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xwq.common.config import load_yaml
+from xwq.common.config import read_yaml_file
 from xwq.errors import MissingFileError, UsageError
 from xwq.registry import closest
 from xwq.runners.sweep import RunSpec, check_seeds, grid
@@ -126,7 +126,7 @@ def load_grid_file(path: str | os.PathLike) -> GridFile:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no grid file at {path}")
-    data = load_yaml(path.read_text())
+    data = read_yaml_file(path, f"grid file {path}")
     _check_keys(path, data, KEYS)
     for key in ("overrides", "search"):
         if not isinstance(data.get(key) or {}, dict):

@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from xwq.common.run_logger import METRICS_STREAM, read_jsonl
-from xwq.errors import MissingFileError
+from xwq.errors import CheckpointError, MissingFileError, UsageError
 from xwq.runners.plots import plot_bands
 from xwq.runners.run_folder import SUMMARY_FILE, timestamp
 from xwq.runners.statistics import STATISTICS, curve_band, eval_grid, summarise
@@ -100,20 +100,35 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     summary_path = run_dir / SUMMARY_FILE
     if not summary_path.is_file():
         raise MissingFileError(f"{run_dir} has no {SUMMARY_FILE}: not a finished benchmark run")
-    with open(run_dir / "config.yaml") as handle:
-        config = yaml.safe_load(handle)
+    config_path = run_dir / "config.yaml"
+    try:
+        with open(config_path) as handle:
+            config = yaml.safe_load(handle)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path}: damaged, not YAML ({type(error).__name__}); "
+                              "restore it or leave this run out") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: not a run's config (a mapping of key: value); "
+                              "restore it or leave this run out")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{summary_path}: damaged, not JSON ({error}); resume the run "
+                              "(benchmark --resume auto rewrites it) or leave it out") from None
     metric = config.get("eval_metric", "return")
     steps, values = eval_curve(run_dir, metric)
-    return {"dir": str(run_dir), "config": config,
-            "summary": json.loads(summary_path.read_text()), "metric": metric, "steps": steps,
-            "values": values}
+    if not steps:
+        raise CheckpointError(f"{run_dir / (METRICS_STREAM + '.jsonl')}: no evaluation of "
+                              f"test_{metric}_mean in it; leave this run out")
+    return {"dir": str(run_dir), "config": config, "summary": summary, "metric": metric,
+            "steps": steps, "values": values}
 
 
 def shared_metric(runs: Sequence[dict]) -> str:
     """The headline metric all ``runs`` (from :func:`load_run`) share; ValueError if not."""
     metrics = sorted({run["metric"] for run in runs})
     if len(metrics) != 1:
-        raise ValueError(
+        raise UsageError(
             f"these runs rank by different eval_metric values {metrics}: compare runs of one "
             "metric (e.g. plot each metric's runs separately)")
     return metrics[0]
@@ -141,8 +156,12 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 continue
             runs.append(candidate)
         if not runs:
-            raise MissingFileError(f"no finished benchmark run (a folder with config.yaml, "
-                                   f"metrics.jsonl and {SUMMARY_FILE}) under {path}")
+            trained = [c for c in candidates if (c / SUMMARY_FILE).is_file()]
+            raise MissingFileError(
+                f"no finished benchmark run (a folder with config.yaml, metrics.jsonl and "
+                f"{SUMMARY_FILE}) under {path}"
+                + (f"; the {len(trained)} run(s) there were made by train, which does not "
+                   "evaluate: run benchmark to get learning curves" if trained else ""))
         found.extend(run for run in runs if run not in found)
     return found
 

@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -217,7 +218,15 @@ def aggregate_group(results: Sequence[RunResult]) -> tuple[str, dict]:
 
 
 def check_seeds(seeds: Any) -> list[int]:
-    """``seeds`` as a non-empty list of distinct ints."""
+    """``seeds`` as a non-empty list of distinct non-negative ints (a string, a fraction or a
+    negative number is an error, not converted)."""
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Iterable):
+        raise UsageError(f"seeds must be a list of integers, e.g. [1, 2, 3], got {seeds!r}")
+    seeds = list(seeds)
+    wrong = [seed for seed in seeds if isinstance(seed, bool)
+             or not isinstance(seed, numbers.Integral) or seed < 0]
+    if wrong:
+        raise UsageError(f"seeds must be non-negative integers, got {wrong[0]!r} in {seeds}")
     seeds = [int(seed) for seed in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"seeds must be distinct and not empty, got {seeds}")
