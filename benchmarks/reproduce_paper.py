@@ -348,8 +348,8 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
         half = agg["median"][len(agg["median"]) // 2]
         walls = ", ".join(f"{r['wall_time_s']:.0f}" for r in runs)
 
-        def stat(key: str) -> str:  # runs recorded before these statistics existed lack them
-            values = [r[key] for r in runs if key in r]
+        def stat(key: str, runs: list[dict[str, Any]] = runs) -> str:
+            values = [r[key] for r in runs if key in r]  # older runs lack these statistics
             return med(values) if values else "n/a"
 
         lines.append(

@@ -141,10 +141,18 @@ def check_replay_memory(config: Any) -> None:
                              else config.vectorize})
     rng_states = get_rng_states()  # building an env may draw: the run's draws stay the same
     try:
-        with make_envs(probe_config) as probe:
-            spec = probe.spec.with_state_source(config.state_source)
+        probe = make_envs(probe_config)
     finally:
         set_rng_states(rng_states)
+    try:
+        spec = probe.spec.with_state_source(config.state_source)
+    finally:
+        try:
+            probe.close()
+        except Exception as error:  # the user's env.close(): the run's own envs are to come
+            logger.warning("closing the env %s/%s built to size the replay buffer failed "
+                           "(%s: %s)", config.env_name, config.env_id, type(error).__name__,
+                           error)
     check_buffer_memory(spec, config.buffer_size, config.buffer_memory_budget_mb, warn=False)
 
 
