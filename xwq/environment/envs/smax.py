@@ -27,6 +27,10 @@ layout differs from SMAC's: 0–3 move, 4 stop (the only action of a dead unit),
 ``a - 5``. Rewards are SMAX's: damage dealt as a fraction of the enemies' health plus 1 for a
 win, so an episode's return tops out near 2 (SMAC's near 20). The allies share one team
 reward; ``team_reward: mean`` (the default) gives it as is, ``sum`` multiplies it by n_allies.
+``reward_scale`` multiplies every reward (the packaged config uses 10: SMAC's range, as
+JaxMARL's QMIX baseline). The world state holds raw positions (0 to the map size) and unit-type
+indices; ``normalize_state=True`` (the packaged config's choice) divides them by the map size
+and the largest type index, so every state feature lies in [0, 1].
 
 Seeding: ``reset(seed=s)`` gives env k the key ``PRNGKey(s + k)``; every step splits each env's
 own key, so an env's episodes do not depend on the others or on K.
@@ -133,6 +137,8 @@ class SMAXVecEnv(NativeVecEnv):
         jax_cores: how many of the allowed cores JAX's threads run on (``None``: all); only the
             first env of a process decides (see :func:`start_jax_on_cores`).
         enemy_shoots, attack_mode: JaxMARL's heuristic enemy options.
+        reward_scale: multiplies the team reward (> 0).
+        normalize_state: scale the world state's positions and unit types to [0, 1].
         **smax_kwargs: passed on to JaxMARL's ``SMAX`` (e.g. ``won_battle_bonus``,
             ``walls_cause_death``, ``see_enemy_actions``, ``observation_type``).
 
