@@ -85,7 +85,9 @@ def uniform(seed: int):
 
 
 def run(method: str, env_id: str, seed: int, steps: int, eval_interval: int,
-        test_episodes: int, workdir: str, settings: dict) -> dict:
+        test_episodes: int, workdir: str, settings: dict, save=lambda result: None) -> dict:
+    """One seed; ``save(result)`` is called after every evaluation with the run so far
+    (``complete`` False until the budget is spent), so a run cut short keeps its curve."""
     config = get_configs(method=method, env="smax", env_id=env_id, overrides={
         **settings, "seed": seed, "running_steps": steps, "progress_bar": False,
         "save_interval": 0, "log_dir": f"{workdir}/logs", "model_dir": f"{workdir}/models",
@@ -94,17 +96,24 @@ def run(method: str, env_id: str, seed: int, steps: int, eval_interval: int,
     agents = experiment.agents
     test_envs = make_envs(config, test=True)
     start, cpu_start = time.perf_counter(), time.process_time()
-    curve = [[0, win_rate(test_envs, test_episodes, greedy(agents))]]
-    print(f"{method} seed {seed}: step 0 win rate {curve[-1][1]:.3f}", flush=True)
-    while agents.env_steps < steps:
-        agents.train(until_env_steps=min(steps, curve[-1][0] + eval_interval))
+    curve: list[list] = []
+
+    def evaluate() -> dict:
         curve.append([agents.env_steps, win_rate(test_envs, test_episodes, greedy(agents))])
         print(f"{method} seed {seed}: step {agents.env_steps} win rate {curve[-1][1]:.3f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    result = {"seed": seed, "curve": curve, "final_win_rate": curve[-1][1],
-              "env_steps": agents.env_steps, "updates": agents.learner.updates,
-              "wall_seconds": time.perf_counter() - start,
-              "cpu_seconds": time.process_time() - cpu_start}
+        result = {"seed": seed, "curve": curve, "final_win_rate": curve[-1][1],
+                  "env_steps": agents.env_steps, "updates": agents.learner.updates,
+                  "wall_seconds": time.perf_counter() - start,
+                  "cpu_seconds": time.process_time() - cpu_start,
+                  "complete": agents.env_steps >= steps}
+        save(result)
+        return result
+
+    result = evaluate()
+    while agents.env_steps < steps:
+        agents.train(until_env_steps=min(steps, curve[-1][0] + eval_interval))
+        result = evaluate()
     test_envs.close()
     experiment.close()
     return result
@@ -158,21 +167,25 @@ def write_table(env_id: str = "3m") -> Path:
         for r in rs:
             best_step, best = max(r["curve"], key=lambda point: (point[1], -point[0]))
             cpu = f"{r['cpu_seconds']:.0f}" if "cpu_seconds" in r else "-"
-            lines.append(f"| {method} | {r['seed']} | {r['env_steps']} | {r['updates']} | "
+            steps = f"{r['env_steps']}" + ("" if r.get("complete", True) else " (cut short)")
+            lines.append(f"| {method} | {r['seed']} | {steps} | {r['updates']} | "
                          f"{r['final_win_rate']:.3f} | {best:.3f} ({best_step}) | "
                          f"{r['wall_seconds']:.0f} | {cpu} |")
-    lines += ["", "Win rate at each evaluation (env steps of seed "
-              f"{first['seed']}'s evaluations; the others' differ by under one vector step): "
-              "mean over seeds, then each seed.", ""]
+    lines += ["", "Win rate at each evaluation (env steps of the longest run's evaluations; "
+              "the others' differ by under one vector step): mean over seeds, then each "
+              "seed.", ""]
     for method, rs in runs.items():
-        points = min(len(r["curve"]) for r in rs)
+        longest = max(rs, key=lambda r: len(r["curve"]))
         lines += [f"**{method}**", "", "| env steps | mean | "
                   + " | ".join(f"seed {r['seed']}" for r in rs) + " |",
                   "|---|---|" + "---|" * len(rs)]
-        for i in range(points):
-            rates = [r["curve"][i][1] for r in rs]
-            lines.append(f"| {rs[0]['curve'][i][0]} | {np.mean(rates):.3f} | "
-                         + " | ".join(f"{rate:.3f}" for rate in rates) + " |")
+        for i, (step, _) in enumerate(longest["curve"]):
+            rates = [r["curve"][i][1] if i < len(r["curve"]) else None for r in rs]
+            known = [rate for rate in rates if rate is not None]
+            mean = f"{np.mean(known):.3f}" + ("" if len(known) == len(rs)
+                                              else f" ({len(known)} seeds)")
+            lines.append(f"| {step} | {mean} | " + " | ".join(
+                "-" if rate is None else f"{rate:.3f}" for rate in rates) + " |")
         lines.append("")
     out = RESULTS / f"smax_{env_id}.md"
     out.write_text("\n".join(lines))
@@ -206,10 +219,14 @@ def main(argv: list[str] | None = None) -> None:
             "random_win_rate": random_baseline(args.env_id, args.test_episodes), "runs": []}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
-        for seed in args.seeds:  # written after every seed: a cut-short sweep keeps its runs
+        for seed in args.seeds:  # written after every evaluation: a cut-short run keeps its curve
+            def save(result: dict) -> None:
+                (RESULTS / f"{name}.json").write_text(
+                    json.dumps({**data, "runs": [*data["runs"], result]}, indent=1))
+
             data["runs"].append(run(args.method, args.env_id, seed, args.steps,
-                                    args.eval_interval, args.test_episodes, workdir, settings))
-            (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
+                                    args.eval_interval, args.test_episodes, workdir, settings,
+                                    save))
     print(write_table(args.env_id))
 
 
