@@ -151,7 +151,8 @@ def write_table(env_id: str = "3m") -> Path:
     if not runs:
         raise SystemExit(f"no results for SMAX {env_id} in {RESULTS}")
     first = next(iter(runs.values()))[0]
-    lines = [f"# SMAX {env_id}: greedy test win rate", "", "Commands (one per run):", ""]
+    lines = [f"# SMAX {env_id}: greedy test win rate", "",
+             "Commands (one per run, each prefixed with `taskset -c 0` or `taskset -c 1`):", ""]
     lines += [f"    {r['command']}" for rs in runs.values() for r in rs]
     lines += ["", f"Packaged SMAX config (`xwq/configs/envs/smax.yaml`; config overrides per "
               f"run: {first['settings'] or 'none'}); each test point is {first['test_episodes']} "
