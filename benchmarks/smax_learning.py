@@ -1,15 +1,18 @@
-"""Learning on SMAX 3m: greedy test win rate over env steps, per method and seed, against a
+"""Learning on SMAX: greedy test win rate over env steps, per method and seed, against a
 uniformly random policy.
 
-    taskset -c 1 python benchmarks/smax_learning.py --method qmix --seeds 1 2 3 --steps 150000
-    taskset -c 1 python benchmarks/smax_learning.py --method wqmix --seeds 1 2 3 --steps 150000
-    python benchmarks/smax_learning.py --table        # Markdown table from the JSON files
+    taskset -c 0 python benchmarks/smax_learning.py --method qmix --seeds 1 --steps 80000 --tag s1
+    taskset -c 1 python benchmarks/smax_learning.py --method wqmix --seeds 1 2 3 --steps 80000
+    python benchmarks/smax_learning.py --table            # Markdown table from the JSON files
+    python benchmarks/smax_learning.py --env-id 2s3z ...  # another map
 
-Each run uses the packaged SMAX config (``xwq/configs/envs/smax.yaml``: the WQMIX paper's SMAC
-settings) with ``running_steps`` set to ``--steps``; every ``--eval-interval`` env steps (and at
-0) it plays ``--test-episodes`` greedy battles on separate test envs and counts the battles won
-(``info["battle_won"]`` at each episode's last step). Results go to
-``benchmarks/results/smax/<method>_3m.json``; ``--table`` writes ``smax_3m.md`` beside them.
+Each run uses the packaged SMAX config (``xwq/configs/envs/smax.yaml`` and the map's file) with
+``running_steps`` set to ``--steps`` and any ``--set KEY=VALUE`` overrides; every
+``--eval-interval`` env steps (and at 0) it plays ``--test-episodes`` greedy battles on
+separate test envs and counts the battles won (``info["battle_won"]`` at each episode's last
+step). Results go to ``benchmarks/results/smax/<method>_<map>[_<tag>].json`` (one file per
+invocation: run seeds as separate invocations with their own ``--tag`` to spread them over
+cores); the table ``smax_<map>.md`` beside them merges every file of the map.
 Needs ``pip install "xwq[smax]"``.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 import xwq
 from xwq.common.config import get_configs
@@ -80,33 +84,43 @@ def uniform(seed: int):
     return choose
 
 
-def run(method: str, seed: int, steps: int, eval_interval: int, test_episodes: int,
-        workdir: str) -> dict:
-    config = get_configs(method=method, env="smax", env_id="3m", overrides={
-        "seed": seed, "running_steps": steps, "progress_bar": False, "save_interval": 0,
-        "log_dir": f"{workdir}/logs", "model_dir": f"{workdir}/models",
+def run(method: str, env_id: str, seed: int, steps: int, eval_interval: int,
+        test_episodes: int, workdir: str, settings: dict, save=lambda result: None) -> dict:
+    """One seed; ``save(result)`` is called after every evaluation with the run so far
+    (``complete`` False until the budget is spent), so a run cut short keeps its curve."""
+    config = get_configs(method=method, env="smax", env_id=env_id, overrides={
+        **settings, "seed": seed, "running_steps": steps, "progress_bar": False,
+        "save_interval": 0, "log_dir": f"{workdir}/logs", "model_dir": f"{workdir}/models",
         "results_dir": f"{workdir}/results"})
     experiment = Experiment.build(config)
     agents = experiment.agents
     test_envs = make_envs(config, test=True)
-    start = time.perf_counter()
-    curve = [[0, win_rate(test_envs, test_episodes, greedy(agents))]]
-    print(f"{method} seed {seed}: step 0 win rate {curve[-1][1]:.3f}", flush=True)
-    while agents.env_steps < steps:
-        agents.train(until_env_steps=min(steps, curve[-1][0] + eval_interval))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    curve: list[list] = []
+
+    def evaluate() -> dict:
         curve.append([agents.env_steps, win_rate(test_envs, test_episodes, greedy(agents))])
         print(f"{method} seed {seed}: step {agents.env_steps} win rate {curve[-1][1]:.3f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    result = {"seed": seed, "curve": curve, "final_win_rate": curve[-1][1],
-              "env_steps": agents.env_steps, "updates": agents.learner.updates,
-              "wall_seconds": time.perf_counter() - start}
+        result = {"seed": seed, "curve": curve, "final_win_rate": curve[-1][1],
+                  "env_steps": agents.env_steps, "updates": agents.learner.updates,
+                  "wall_seconds": time.perf_counter() - start,
+                  "cpu_seconds": time.process_time() - cpu_start,
+                  "complete": agents.env_steps >= steps}
+        save(result)
+        return result
+
+    result = evaluate()
+    while agents.env_steps < steps:
+        agents.train(until_env_steps=min(steps, curve[-1][0] + eval_interval))
+        result = evaluate()
     test_envs.close()
     experiment.close()
     return result
 
 
-def random_baseline(test_episodes: int) -> float:
-    config = get_configs(method="qmix", env="smax", env_id="3m")
+def random_baseline(env_id: str, test_episodes: int) -> float:
+    config = get_configs(method="qmix", env="smax", env_id=env_id)
     envs = make_envs(config, test=True)
     try:
         return win_rate(envs, test_episodes, uniform(0))
@@ -114,67 +128,107 @@ def random_baseline(test_episodes: int) -> float:
         envs.close()
 
 
-def write_table() -> Path:
-    rows: list[str] = []
-    runs: dict[str, dict] = {}
-    for path in sorted(RESULTS.glob("*_3m.json")):
+def load_runs(env_id: str) -> dict[str, list[dict]]:
+    """Every run on ``env_id`` in the results folder, per method, sorted by seed; each run
+    carries the command and settings of the file it came from."""
+    runs: dict[str, list[dict]] = {}
+    for path in sorted(RESULTS.glob(f"*_{env_id}*.json")):
         data = json.loads(path.read_text())
-        if "method" in data:  # not speed_3m.json
-            runs[data["method"]] = data
-    lines = ["# SMAX 3m: greedy test win rate", ""]
-    for data in runs.values():
-        lines.append(f"`{data['command']}`  ")
-    lines += ["", "Packaged SMAX config (`xwq/configs/envs/smax.yaml`: the WQMIX paper's SMAC "
-              "settings, 8 battles per step, 100-step limit); each test point is "
-              f"{next(iter(runs.values()))['test_episodes']} greedy battles on fixed seeds. "
-              "Both methods ran at once, pinned to one core (`taskset -c 1`) of a 2-core "
-              "machine shared with other work: wall times are noisy.",
-              "", f"Uniformly random policy: win rate "
-              f"{next(iter(runs.values()))['random_win_rate']:.3f} over "
-              f"{next(iter(runs.values()))['test_episodes']} test battles.", "",
-              "| method | seed | env steps | updates | final win rate | best win rate | "
-              "wall time (s) |", "|---|---|---|---|---|---|---|"]
-    for method, data in runs.items():
+        if data.get("env_id") != env_id or "runs" not in data:  # e.g. speed_3m.json
+            continue
         for r in data["runs"]:
-            best = max(rate for _, rate in r["curve"])
-            rows.append(f"| {method} | {r['seed']} | {r['env_steps']} | {r['updates']} | "
-                        f"{r['final_win_rate']:.3f} | {best:.3f} | {r['wall_seconds']:.0f} |")
-    lines += rows + ["", "Win rate over env steps (mean over seeds):", ""]
-    for method, data in runs.items():
-        steps = [step for step, _ in data["runs"][0]["curve"]]
-        means = [np.mean([r["curve"][i][1] for r in data["runs"] if i < len(r["curve"])])
-                 for i in range(len(steps))]
-        lines.append(f"- {method}: " + ", ".join(
-            f"{s // 1000}k: {m:.2f}" for s, m in zip(steps, means, strict=True)))
-    out = RESULTS / "smax_3m.md"
-    out.write_text("\n".join(lines) + "\n")
+            runs.setdefault(data["method"], []).append(
+                {**r, "command": data["command"], "settings": data.get("settings", {}),
+                 "random_win_rate": data["random_win_rate"],
+                 "test_episodes": data["test_episodes"]})
+    return {method: sorted(rs, key=lambda r: r["seed"]) for method, rs in sorted(runs.items())}
+
+
+def write_table(env_id: str = "3m") -> Path:
+    """``smax_<env_id>.md``: the commands, per-seed final/best win rates with their env steps,
+    wall and CPU times, and each method's curve (mean and per seed at every evaluation)."""
+    runs = load_runs(env_id)
+    if not runs:
+        raise SystemExit(f"no results for SMAX {env_id} in {RESULTS}")
+    first = next(iter(runs.values()))[0]
+    lines = [f"# SMAX {env_id}: greedy test win rate", "",
+             "Commands (one per run, each prefixed with `taskset -c 0` or `taskset -c 1`):", ""]
+    lines += [f"    {r['command']}" for rs in runs.values() for r in rs]
+    lines += ["", f"Packaged SMAX config (`xwq/configs/envs/smax.yaml`; config overrides per "
+              f"run: {first['settings'] or 'none'}); each test point is {first['test_episodes']} "
+              "greedy battles on fixed seeds (the same for every method and evaluation). "
+              "Two runs at a time, each pinned to one core (`taskset -c 0|1`) of a 2-core "
+              "machine shared with other work: wall times are noisy, CPU time "
+              "(`time.process_time`) less so.", "",
+              f"Uniformly random policy (over the available actions): win rate "
+              f"{first['random_win_rate']:.3f} over {first['test_episodes']} test battles.", "",
+              "| method | seed | env steps | updates | final win rate | best win rate "
+              "(at env step) | wall (s) | CPU (s) |", "|---|---|---|---|---|---|---|---|"]
+    for method, rs in runs.items():
+        for r in rs:
+            best_step, best = max(r["curve"], key=lambda point: (point[1], -point[0]))
+            cpu = f"{r['cpu_seconds']:.0f}" if "cpu_seconds" in r else "-"
+            steps = f"{r['env_steps']}" + ("" if r.get("complete", True) else " (cut short)")
+            lines.append(f"| {method} | {r['seed']} | {steps} | {r['updates']} | "
+                         f"{r['final_win_rate']:.3f} | {best:.3f} ({best_step}) | "
+                         f"{r['wall_seconds']:.0f} | {cpu} |")
+    lines += ["", "Win rate at each evaluation (env steps of the longest run's evaluations; "
+              "the others' differ by under one vector step): mean over seeds, then each "
+              "seed.", ""]
+    for method, rs in runs.items():
+        longest = max(rs, key=lambda r: len(r["curve"]))
+        lines += [f"**{method}**", "", "| env steps | mean | "
+                  + " | ".join(f"seed {r['seed']}" for r in rs) + " |",
+                  "|---|---|" + "---|" * len(rs)]
+        for i, (step, _) in enumerate(longest["curve"]):
+            rates = [r["curve"][i][1] if i < len(r["curve"]) else None for r in rs]
+            known = [rate for rate in rates if rate is not None]
+            mean = f"{np.mean(known):.3f}" + ("" if len(known) == len(rs)
+                                              else f" ({len(known)} seeds)")
+            lines.append(f"| {step} | {mean} | " + " | ".join(
+                "-" if rate is None else f"{rate:.3f}" for rate in rates) + " |")
+        lines.append("")
+    out = RESULTS / f"smax_{env_id}.md"
+    out.write_text("\n".join(lines))
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="qmix")
+    parser.add_argument("--env-id", default="3m", help="the SMAX map")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides (YAML values), e.g. training_frequency=16")
+    parser.add_argument("--tag", default="", help="suffix of the results file (pilots)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=150_000)
     parser.add_argument("--eval-interval", type=int, default=10_000)
     parser.add_argument("--test-episodes", type=int, default=32)
-    parser.add_argument("--table", action="store_true", help="only write the Markdown table")
+    parser.add_argument("--table", action="store_true",
+                        help="only write the Markdown table of --env-id")
     args = parser.parse_args(argv)
     if args.table:
-        print(write_table())
+        print(write_table(args.env_id))
         return
-    data = {"method": args.method, "env": "smax", "env_id": "3m",
+    settings = {key: yaml.safe_load(value)
+                for key, value in (item.split("=", 1) for item in args.set)}
+    name = f"{args.method}_{args.env_id}" + (f"_{args.tag}" if args.tag else "")
+    data = {"method": args.method, "env": "smax", "env_id": args.env_id, "settings": settings,
             "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
             "steps": args.steps, "test_episodes": args.test_episodes,
             "eval_interval": args.eval_interval,
-            "random_win_rate": random_baseline(args.test_episodes), "runs": []}
+            "random_win_rate": random_baseline(args.env_id, args.test_episodes), "runs": []}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
-        for seed in args.seeds:  # written after every seed: a cut-short sweep keeps its runs
-            data["runs"].append(run(args.method, seed, args.steps, args.eval_interval,
-                                    args.test_episodes, workdir))
-            (RESULTS / f"{args.method}_3m.json").write_text(json.dumps(data, indent=1))
-    print(write_table())
+        for seed in args.seeds:  # written after every evaluation: a cut-short run keeps its curve
+            def save(result: dict) -> None:
+                (RESULTS / f"{name}.json").write_text(
+                    json.dumps({**data, "runs": [*data["runs"], result]}, indent=1))
+
+            data["runs"].append(run(args.method, args.env_id, seed, args.steps,
+                                    args.eval_interval, args.test_episodes, workdir, settings,
+                                    save))
+    print(write_table(args.env_id))
 
 
 if __name__ == "__main__":

@@ -129,6 +129,42 @@ def test_time_limit_truncates_and_the_next_episode_runs_its_own_length(smax_env)
         assert (result.info["battle_won"] == 0).all()
 
 
+def test_reward_scale_and_normalized_state(smax_env):
+    """reward_scale multiplies every reward (the win bonus too); normalize_state puts the
+    world state's positions and unit types in [0, 1]; the battles are the same."""
+    from xwq.environment.envs.smax import SMAXVecEnv
+
+    scaled = SMAXVecEnv("3m", K, reward_scale=10.0, normalize_state=True, **SETTINGS)
+    obs, state, avail = smax_env.reset(seed=5)
+    obs_s, state_s, avail_s = scaled.reset(seed=5)
+    np.testing.assert_array_equal(obs, obs_s)
+    assert state.max() > 1.0 and 0.0 <= state_s.min() and state_s.max() <= 1.0
+    n_units = N_ALLIES + N_ENEMIES
+    positions = [UNIT_FEATURES * u + i for u in range(n_units) for i in (1, 2)]
+    np.testing.assert_allclose(state_s[:, positions], state[:, positions] / 32, rtol=1e-6)
+    types = slice(UNIT_FEATURES * n_units + n_units, None)
+    np.testing.assert_allclose(state_s[:, types], state[:, types] / 5, rtol=1e-6)
+    rewarded = 0.0
+    for _ in range(LIMIT):
+        result = smax_env.step(attack_or_advance(avail))
+        result_s = scaled.step(attack_or_advance(avail_s))
+        np.testing.assert_allclose(result_s.reward, 10.0 * result.reward, rtol=1e-5)
+        np.testing.assert_array_equal(result_s.terminated, result.terminated)
+        rewarded += float(result.reward.sum())
+        avail, avail_s = result.avail, result_s.avail
+    assert rewarded > 1.0  # damage and a win were rewarded, so the scale was tested
+    scaled.close()
+
+
+def test_bad_reward_scale_is_a_config_error():
+    pytest.importorskip("jaxmarl.environments.smax", reason='needs pip install "xwq[smax]"')
+    from xwq.environment.envs.smax import SMAXVecEnv
+    from xwq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reward_scale"):
+        SMAXVecEnv("3m", K, reward_scale=0, **SETTINGS)
+
+
 def test_actions_are_checked(smax_env):
     smax_env.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
@@ -151,3 +187,21 @@ def test_training_runs_through_the_runner(smax_env, run_dirs):
                             save_interval=0, buffer_size=64, **run_dirs)
     summary = runner.benchmark()
     assert summary["env_steps"] >= 96
+
+
+def test_packaged_config_benchmark_reports_the_win_rate(run_dirs):
+    """``get_runner('wqmix', 'smax', '3m').benchmark()`` as a new user types it (a short
+    budget only): the packaged env settings (rewards x10, normalised state, 16 env steps per
+    update) train, and the summary's headline is the greedy test win rate."""
+    pytest.importorskip("jaxmarl.environments.smax", reason='needs pip install "xwq[smax]"')
+    runner = xwq.get_runner("wqmix", "smax", "3m", running_steps=320, eval_interval=160,
+                            test_episode=8, batch_size=2, buffer_size=32, save_interval=0,
+                            **run_dirs)
+    assert runner.config.env_kwargs["reward_scale"] == 10
+    assert runner.config.env_kwargs["normalize_state"] is True
+    summary = runner.benchmark()
+    assert summary["eval_metric"] == "battle_won"
+    assert summary["evaluations"] == 3
+    assert 0.0 <= summary["final_test_battle_won"] <= 1.0
+    assert summary["final_test_battle_won"] == summary["test_battle_won_mean"]
+    assert summary["updates"] > 0

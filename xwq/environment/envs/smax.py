@@ -27,6 +27,10 @@ layout differs from SMAC's: 0–3 move, 4 stop (the only action of a dead unit),
 ``a - 5``. Rewards are SMAX's: damage dealt as a fraction of the enemies' health plus 1 for a
 win, so an episode's return tops out near 2 (SMAC's near 20). The allies share one team
 reward; ``team_reward: mean`` (the default) gives it as is, ``sum`` multiplies it by n_allies.
+``reward_scale`` multiplies every reward (the packaged config uses 10: SMAC's range, as
+JaxMARL's QMIX baseline). The world state holds raw positions (0 to the map size) and unit-type
+indices; ``normalize_state=True`` (the packaged config's choice) divides them by the map size
+and the largest type index, so every state feature lies in [0, 1].
 
 Seeding: ``reset(seed=s)`` gives env k the key ``PRNGKey(s + k)``; every step splits each env's
 own key, so an env's episodes do not depend on the others or on K.
@@ -133,6 +137,8 @@ class SMAXVecEnv(NativeVecEnv):
         jax_cores: how many of the allowed cores JAX's threads run on (``None``: all); only the
             first env of a process decides (see :func:`start_jax_on_cores`).
         enemy_shoots, attack_mode: JaxMARL's heuristic enemy options.
+        reward_scale: multiplies the team reward (> 0).
+        normalize_state: scale the world state's positions and unit types to [0, 1].
         **smax_kwargs: passed on to JaxMARL's ``SMAX`` (e.g. ``won_battle_bonus``,
             ``walls_cause_death``, ``see_enemy_actions``, ``observation_type``).
 
@@ -146,7 +152,8 @@ class SMAXVecEnv(NativeVecEnv):
     def __init__(self, env_id: str, num_envs: int, team_reward: str = "mean", *,
                  max_steps: int = DEFAULT_MAX_STEPS, max_episode_steps: int | None = None,
                  jax_cores: int | None = 1, enemy_shoots: bool = True,
-                 attack_mode: str = "closest", **smax_kwargs: Any) -> None:
+                 attack_mode: str = "closest", reward_scale: float = 1.0,
+                 normalize_state: bool = False, **smax_kwargs: Any) -> None:
         check_smax_env_id(env_id)
         if num_envs < 1:
             raise ConfigError(f"num_envs={num_envs} must be at least 1")
@@ -155,6 +162,9 @@ class SMAXVecEnv(NativeVecEnv):
         limit = int(max_episode_steps or max_steps)
         if limit < 1:
             raise ConfigError(f"env 'smax': the time limit must be >= 1 step, got {limit}")
+        if not reward_scale > 0:
+            raise ConfigError(f"env_kwargs reward_scale={reward_scale!r}: use a number > 0 "
+                              "(10 gives SMAX's returns SMAC's range, about 20)")
         if jax_cores is not None and jax_cores < 1:
             raise ConfigError(f"env_kwargs jax_cores={jax_cores!r}: use None or an int >= 1")
         if smax_kwargs.get("action_type", "discrete") != "discrete":
@@ -169,8 +179,11 @@ class SMAXVecEnv(NativeVecEnv):
         self.num_envs = int(num_envs)
         self.team_reward = team_reward
         self.time_limit = limit
+        self.reward_scale = float(reward_scale)
+        self.normalize_state = bool(normalize_state)
         # envs alike (the train and test envs of a run, usually) share one compiled step
         cache_key = (env_id, self.num_envs, limit, team_reward, enemy_shoots, attack_mode,
+                     self.reward_scale, self.normalize_state,
                      repr(sorted(smax_kwargs.items())))
         cached = _COMPILED.get(cache_key)
         if cached is None:
@@ -203,11 +216,23 @@ class SMAXVecEnv(NativeVecEnv):
         """The jitted ``reset_all(keys)`` and ``step_all(keys, states, t, actions)``."""
         n_allies, limit = env.num_allies, self.time_limit
         reduce_sum = self.team_reward == "sum"
+        # world state: per unit [health, x, y, cooldown, one-hot type], then teams and types;
+        # normalize_state divides x and y (0..map size) by the map size and the unit types by
+        # the largest type index, so every feature lies in [0, 1] as in SMAC's state
+        n_units, n_features = env.num_allies + env.num_enemies, len(env.own_features)
+        scale = np.ones(n_units * n_features + 2 * n_units, dtype=np.float32)
+        if self.normalize_state:
+            for u in range(n_units):
+                scale[u * n_features + 1] = 1.0 / env.map_width
+                scale[u * n_features + 2] = 1.0 / env.map_height
+            scale[n_units * n_features + n_units:] = 1.0 / max(1, len(env.unit_type_names) - 1)
+        state_scale = jnp.asarray(scale)
+        reward_scale = self.reward_scale
 
         def arrays(obs: dict, state: Any) -> tuple:
             avail = env.get_avail_actions(state)
             return (jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
-                    obs["world_state"].astype(jnp.float32),
+                    obs["world_state"].astype(jnp.float32) * state_scale,
                     jnp.stack([avail[a] for a in agents]).astype(bool))
 
         def strong(tree: Any) -> Any:
@@ -240,7 +265,7 @@ class SMAXVecEnv(NativeVecEnv):
             state = jax.tree.map(pick, fresh_state, strong(state))
             current = jax.tree.map(pick, first, final)
             team = jnp.stack([rewards[a] for a in agents])
-            reward = team.sum() if reduce_sum else team.mean()
+            reward = (team.sum() if reduce_sum else team.mean()) * reward_scale
             stats = (won.astype(jnp.float32),
                      (n_allies - alive[:n_allies].sum()).astype(jnp.float32),
                      (alive.shape[0] - n_allies - alive[n_allies:].sum()).astype(jnp.float32))
