@@ -215,3 +215,14 @@ def test_an_error_in_a_batched_step_reaches_every_member(tmp_path):
     group.greedy = None  # the batched acting step now fails
     with pytest.raises(GroupAbortedError, match="batched step"):
         group.run([lambda a=a: a.train(5) for a in members])
+
+
+def test_a_group_runs_again_after_its_members_left(tmp_path):
+    members = [make_agents(tmp_path, s) for s in (1, 2)]
+    alone = make_agents(tmp_path, 2)
+    group = SeedGroup(members)
+    group.run([lambda a=a: a.train(60) for a in members])
+    group.run([lambda a=a: a.train(60) for a in members])
+    alone.train(120)
+    assert members[1].learner.updates == alone.learner.updates > 0
+    assert max_difference(alone.policy, members[1].policy) < TOLERANCE

@@ -51,6 +51,7 @@ class _Rendezvous:
 
     def __init__(self, size: int, run: Callable[[str, dict[int, Any]], dict[int, Any]]) -> None:
         self.condition = threading.Condition()
+        self.size = size
         self.active = set(range(size))
         self.requests: dict[int, tuple[str, Any]] = {}
         self.results: dict[int, Any] = {}
@@ -69,6 +70,11 @@ class _Rendezvous:
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def admit_all(self) -> None:
+        """Every member takes part again (a new :meth:`SeedGroup.run`)."""
+        with self.condition:
+            self.active = set(range(self.size))
 
     def leave(self, member: int) -> None:
         with self.condition:
@@ -236,12 +242,14 @@ class SeedGroup:
     def run(self, work: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run ``work[s]`` — member s's whole training (e.g. its experiment's ``benchmark``) —
         in one thread per member, each leaving the group when its work ends; returns their
-        results in order, or raises the first member's error once all have ended."""
+        results in order, or raises the first member's error once all have ended. Can be
+        called again (every member takes part anew)."""
         if len(work) != len(self.agents):
             raise UsageError(f"a seed group of {len(self.agents)} runs one piece of work per "
                              f"seed, got {len(work)}")
         results: list[Any] = [None] * len(work)
         errors: list[BaseException | None] = [None] * len(work)
+        self.rendezvous.admit_all()  # members that left at the end of an earlier run
 
         def member(index: int) -> None:
             try:
