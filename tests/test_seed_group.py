@@ -226,3 +226,31 @@ def test_a_group_runs_again_after_its_members_left(tmp_path):
     alone.train(120)
     assert members[1].learner.updates == alone.learner.updates > 0
     assert max_difference(alone.policy, members[1].policy) < TOLERANCE
+
+
+def test_a_stopped_group_stops_every_member_at_its_next_step(tmp_path):
+    members = [make_agents(tmp_path, s) for s in (1, 2)]
+    group = SeedGroup(members)
+    group.rendezvous.stop(GroupAbortedError("stopped"))
+    with pytest.raises(GroupAbortedError, match="stopped"):
+        group.rendezvous.call(0, "act", None)
+    group.run([lambda a=a: a.train(5) for a in members])  # a new run starts afresh
+    assert members[0].env_steps == 10
+
+
+def test_ctrl_c_stops_every_member(tmp_path):
+    import signal
+    import threading
+
+    members = [make_agents(tmp_path, s) for s in (1, 2)]
+    group = SeedGroup(members)
+
+    def interrupted():
+        members[0].train(5)
+        # Ctrl-C: SIGINT to the main thread, which waits in group.run
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return members[0].train(10**6)
+
+    with pytest.raises(KeyboardInterrupt):
+        group.run([interrupted, lambda: members[1].train(10**6)])
+    assert members[0].env_steps < 10**5 and members[1].env_steps < 10**5

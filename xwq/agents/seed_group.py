@@ -57,15 +57,21 @@ class _Rendezvous:
         self.results: dict[int, Any] = {}
         self.round = 0
         self.run = run
+        self.stopped: BaseException | None = None
 
     def call(self, member: int, kind: str, request: Any) -> Any:
         with self.condition:
+            if self.stopped is not None:
+                raise self.stopped
             if member not in self.active:
                 raise UsageError(f"seed group member {member} has left the group")
             self.requests[member] = (kind, request)
             round_ = self.round
             if not self._run_if_complete():
-                self.condition.wait_for(lambda: self.round != round_)
+                self.condition.wait_for(lambda: self.round != round_
+                                        or self.stopped is not None)
+            if self.stopped is not None:
+                raise self.stopped
             result = self.results.pop(member)
         if isinstance(result, BaseException):
             raise result
@@ -75,6 +81,13 @@ class _Rendezvous:
         """Every member takes part again (a new :meth:`SeedGroup.run`)."""
         with self.condition:
             self.active = set(range(self.size))
+            self.requests, self.results, self.stopped = {}, {}, None
+
+    def stop(self, reason: BaseException) -> None:
+        """Every member gets ``reason`` at its next (or current) meeting point."""
+        with self.condition:
+            self.stopped = reason
+            self.condition.notify_all()
 
     def leave(self, member: int) -> None:
         with self.condition:
@@ -264,8 +277,15 @@ class SeedGroup:
                    for index, agent in enumerate(self.agents)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException as interrupt:  # Ctrl-C, SIGTERM: every member stops at its next
+            # meeting point and closes its run (logs flushed, folder unlocked) as alone
+            self.rendezvous.stop(GroupAbortedError(f"the seed group was stopped: {interrupt!r}"))
+            for thread in threads:
+                thread.join()
+            raise
         # a member's own error first (a GroupAbortedError only reports another's)
         for error in sorted((e for e in errors if e is not None),
                             key=lambda e: isinstance(e, GroupAbortedError)):
