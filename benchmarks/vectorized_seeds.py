@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--methods", nargs="+", default=["qmix", "wqmix"])
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--pp-sizes", nargs="+", type=int, default=None,
+                        help="S values for predator-prey (default: --sizes)")
+    parser.add_argument("--pp-methods", nargs="+", default=None,
+                        help="methods for predator-prey (default: --methods)")
     parser.add_argument("--steps", type=int, default=1600,
                         help="env steps per seed in the timed training loop")
     parser.add_argument("--pp-steps", type=int, default=1600,
@@ -199,12 +203,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print("GRU fwd+bwd, CPU ms per seed, S={seeds}: {separate_nn_gru_cpu_ms_per_seed:.1f} "
               "nn.GRU each, {vmap_matmul_gru_cpu_ms_per_seed:.1f} vmap, "
               "{grouped_bmm_gru_cpu_ms_per_seed:.1f} grouped bmm".format(**row), flush=True)
-    rows = []
+    rows: list[dict] = []
+
+    def save(rows: list[dict]) -> None:
+        write_json({"rows": rows, "gru": gru, "cpu": cpu,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    **environment_report()}, args.out)
+
     with tempfile.TemporaryDirectory() as workdir:
         for env in [] if args.gru_only else args.envs:
             steps = args.pp_steps if env == "predator_prey" else args.steps
-            for method in args.methods:
-                for size in args.sizes:
+            pp = env == "predator_prey"
+            for method in (args.pp_methods or args.methods) if pp else args.methods:
+                for size in (args.pp_sizes or args.sizes) if pp else args.sizes:
                     row = {"method": method, "env": env, "seeds": size,
                            **measure(method, env, size, steps, args.repeats, args.chunks,
                                      workdir)}
@@ -223,9 +234,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           f"{row['group_steps_per_s_per_seed']:6.0f} steps/s/seed vs alone "
                           f"{row['alone_steps_per_s']:6.0f} (x{row['loop_ratio']:.2f}, CPU "
                           f"x{row['loop_cpu_ratio']:.2f})", flush=True)
-    write_json({"rows": rows, "gru": gru, "cpu": cpu,
-                "args": {k: str(v) for k, v in vars(args).items()}, **environment_report()},
-               args.out)
+                    save(rows)  # after every row: a long run that is stopped keeps its rows
+    save(rows)
     print(f"written to {args.out}")
     return rows
 
