@@ -37,6 +37,7 @@ from torch import nn
 
 import xwq
 from xwq.agents.seed_group import SeedGroup
+from xwq.cli import parse_set
 from xwq.learners.stacked import StackedLearner
 from xwq.policies.stacked import MatmulGRU, StackedModules
 from xwq.runners.results import environment_report, write_json
@@ -49,10 +50,10 @@ ENVS = {
 }
 
 
-def build(method: str, env: str, seeds: list[int], workdir: str) -> list:
+def build(method: str, env: str, seeds: list[int], workdir: str, **extra) -> list:
     name, env_id, overrides = ENVS[env]
     return [xwq.get_runner(method, name, env_id, progress_bar=False, log_dir=workdir,
-                           log_interval=10**9, seed=seed, **overrides).agents
+                           log_interval=10**9, seed=seed, **{**overrides, **extra}).agents
             for seed in seeds]
 
 
@@ -77,11 +78,12 @@ def fill(agents: list, group: SeedGroup | None) -> None:
 
 
 def measure(method: str, env: str, size: int, steps: int, repeats: int, chunks: int,
-            workdir: str) -> dict:
+            workdir: str, **overrides) -> dict:
     """Plain and stacked updates, then the training loop of one seed alone and of the group,
     each pair interleaved (so that a change in the machine's load hits both sides)."""
     seeds = list(range(1, size + 1))
-    plain, members = build(method, env, seeds, workdir), build(method, env, seeds, workdir)
+    plain = build(method, env, seeds, workdir, **overrides)
+    members = build(method, env, seeds, workdir, **overrides)
     group = SeedGroup(members)
     fill(plain, None)
     fill(members, group)
@@ -193,11 +195,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="pin to this core (default: the last one this process may use)")
     parser.add_argument("--gru-only", action="store_true",
                         help="only the GRU comparison (nn.GRU × S vs vmap vs grouped bmm)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                        metavar="KEY=VALUE", help="config keys for every run (e.g. a smaller "
+                                                  "batch_size for a quick check)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+    overrides = parse_set(args.overrides)
+    affinity, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    cpu = args.cpu if args.cpu is not None else max(affinity)
     os.sched_setaffinity(0, {cpu})
     torch.set_num_threads(1)
+    try:
+        return _run(args, cpu, overrides)
+    finally:  # a caller in the same process (a test) gets its cores and threads back
+        os.sched_setaffinity(0, affinity)
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace, cpu: int, overrides: dict) -> list[dict]:
     gru = [measure_gru(size, 3 * args.repeats) for size in args.sizes]
     for row in gru:
         print("GRU fwd+bwd, CPU ms per seed, S={seeds}: {separate_nn_gru_cpu_ms_per_seed:.1f} "
@@ -218,7 +233,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for size in (args.pp_sizes or args.sizes) if pp else args.sizes:
                     row = {"method": method, "env": env, "seeds": size,
                            **measure(method, env, size, steps, args.repeats, args.chunks,
-                                     workdir)}
+                                     workdir, **overrides)}
                     row["update_ratio"] = row["plain_update_ms"] / row["stacked_update_ms"]
                     row["update_cpu_ratio"] = (row["plain_update_cpu_ms"]
                                                / row["stacked_update_cpu_ms"])
