@@ -11,7 +11,7 @@ import torch
 
 import xwq
 from xwq.cli import main
-from xwq.runners import RunSpec, Sweep, grid
+from xwq.runners import RunSpec, Sweep, grid, vectorized
 from xwq.runners.experiment import Experiment
 from xwq.runners.vectorized import VectorizedBackend
 
@@ -85,14 +85,19 @@ def test_a_vectorized_group_resumes_each_seed_from_its_own_checkpoint(run_dirs, 
     assert close_models(seed_2["final_model"], alone["final_model"])
 
 
-def test_the_sweep_backend_groups_seeds_of_one_config(run_dirs, tmp_path):
+def test_the_sweep_backend_groups_seeds_of_one_config(run_dirs, tmp_path, monkeypatch):
     overrides = dict(running_steps=64, eval_interval=32, parallels=8, batch_size=8,
                      test_parallels=4, test_episode=4, save_interval=32, **run_dirs)
     specs = grid(["cw_qmix", "qmix"], [("matrix_game", "nonmonotonic")], seeds=[1, 2, 3],
                  overrides=overrides)
     backend = VectorizedBackend(2)
     assert backend.chunks(specs) == [[0, 1], [2], [3, 4], [5]]
+    groups = []
+    real = vectorized.execute_group
+    monkeypatch.setattr(vectorized, "execute_group",
+                        lambda specs: groups.append([s.seed for s in specs]) or real(specs))
     result = Sweep(specs, backend).run()
+    assert groups == [[1, 2], [1, 2]]  # seed 3 of each method alone runs as a plain run
     assert [(run.spec.method, run.spec.seed) for run in result["runs"]] == [
         (spec.method, spec.seed) for spec in specs]
     assert len(result["aggregates"]) == 2

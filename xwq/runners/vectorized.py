@@ -23,7 +23,7 @@ from xwq.agents.seed_group import SeedGroup
 from xwq.common.process import default_logging
 from xwq.errors import UsageError
 from xwq.runners.experiment import Experiment
-from xwq.runners.sweep import RunResult, RunSpec, run_experiment
+from xwq.runners.sweep import RunResult, RunSpec, execute, run_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def execute_group(specs: Sequence[RunSpec]) -> list[RunResult]:
 
 class VectorizedBackend:
     """Runs each group of specs that differ only in their seed ``vectorize_seeds`` seeds at a
-    time, each chunk as one seed group in this process (:func:`execute_group`); results in the
-    specs' order."""
+    time, each chunk as one seed group in this process (:func:`execute_group`; a chunk of one
+    seed as a plain run); results in the specs' order."""
 
     def __init__(self, vectorize_seeds: int) -> None:
         self.vectorize_seeds = check_vectorize_seeds(vectorize_seeds)
@@ -84,6 +84,10 @@ class VectorizedBackend:
         for number, chunk in enumerate(chunks, 1):
             logger.info("seed group %d of %d: %s seeds %s", number, len(chunks), specs[chunk[0]],
                         [specs[i].seed for i in chunk])
-            for index, result in zip(chunk, execute_group([specs[i] for i in chunk])):
+            members = [specs[i] for i in chunk]
+            # one seed alone runs as a plain run: the same results, without the stacked path's
+            # cost (it pays off from two seeds on; benchmarks/SPEED.md)
+            outcome = [execute(members[0])] if len(members) == 1 else execute_group(members)
+            for index, result in zip(chunk, outcome):
                 results[index] = result
         return results  # type: ignore[return-value]
