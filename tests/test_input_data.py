@@ -361,3 +361,24 @@ def test_state_built_from_observations_keeps_their_dtype_and_bounds():
     low, high = env.spec.state_low, env.spec.state_high
     assert np.broadcast_to(low, (7,)).tolist() == [0] * 7
     assert np.broadcast_to(high, (7,)).tolist() == [255] * 7
+
+
+def test_a_seed_group_scales_pixels_as_each_seed_alone(pixel_env_class, run_dirs):
+    """Seeds as a batch dimension (stacked networks under vmap) carry the input normalisers'
+    buffers: a seed trained among others on uint8 pixels is that seed trained alone."""
+    from xwq.agents.seed_group import SeedGroup
+
+    def agents(seed):
+        return pixel_runner(run_dirs, seed=seed).agents
+
+    alone = agents(2)
+    members = [agents(s) for s in (7, 2)]
+    assert not alone.policy.obs_normalizer.identity  # the pixels are scaled
+    alone.train(100)
+    SeedGroup(members).run([lambda a=a: a.train(100) for a in members])
+    member = members[1]
+    assert member.learner.updates == alone.learner.updates > 0
+    for key, array in alone.buffer.data.items():
+        assert np.array_equal(array, member.buffer.data[key]), key
+    for p, q in zip(alone.policy.parameters(), member.policy.parameters()):
+        assert (p - q).abs().max().item() < 1e-5

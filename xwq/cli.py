@@ -6,6 +6,7 @@ Examples::
     xwq train --method qmix --env mpe --env-id simple_spread_v3 --resume auto
     xwq test --method cw_qmix --env mpe --env-id simple_spread_v3 --render
     xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 3 --workers 2
+    xwq benchmark --method qmix --env mpe --env-id simple_spread_v3 --seeds 1 2 --vectorize-seeds 2
     xwq plot results/qmix/matrix_game results/cw_qmix/matrix_game --out results/compare
     xwq benchmark --method qmix --env matrix_game --env-id nonmonotonic --seeds 1 2 --backend ray
     xwq sweep grid.yaml --backend ray --address auto
@@ -99,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ray: copy each finished run back here (workers without a "
                               "shared file system)")
 
+    def add_vectorize_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--vectorize-seeds", dest="vectorize_seeds", type=int, default=1,
+                         metavar="S",
+                         help="train up to S seeds of a configuration together in one process "
+                              "as one batch (stacked networks: one forward pass to act, one "
+                              "update for all); each seed's results and run folder are those "
+                              "of the seed alone")
+
     def add_run_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--method", help="one of the methods listed below "
                                           "(default: from --config, else base.yaml)")
@@ -150,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=1, metavar="N",
                        help="run up to N of the --seeds at once, each in its own process "
                             "(one torch thread each by default; use at most your free cores)")
+    add_vectorize_option(bench)
     add_backend_options(bench)
 
     sweep = commands.add_parser(
@@ -166,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "unfinished ones resume from their newest checkpoint")
     sweep.add_argument("--workers", type=int, default=1, metavar="N",
                        help="local backend: up to N runs at once, each in its own process")
+    add_vectorize_option(sweep)
     add_backend_options(sweep)
     sweep.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
@@ -283,6 +294,9 @@ def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
     from xwq.runners.process_backend import check_workers
 
     check_workers(args.workers, args.seeds)  # before building anything
+    _check_vectorize_seeds(args)
+    if args.vectorize_seeds > 1 and not args.seeds:
+        raise UsageError("--vectorize-seeds trains several seeds together: give --seeds too")
     if args.backend == "ray" and not args.seeds:
         raise UsageError("--backend ray runs several seeds: give --seeds too")
     _check_backend_options(args)
@@ -292,7 +306,7 @@ def cmd_benchmark(args: argparse.Namespace, overrides: dict) -> int:
         _seeds(args)
         backend = _backend(args, len(args.seeds)) if args.backend == "ray" else None
         result = runner.benchmark(seeds=args.seeds, resume=args.resume, workers=args.workers,
-                                  backend=backend)
+                                  backend=backend, vectorize_seeds=args.vectorize_seeds)
         for summary in result["runs"]:
             print(f"seed {summary['seed']}: final {summary['final_test_return']:.3f}, best "
                   f"{summary['best_test_return']:.3f}, {summary['env_steps']} env steps, "
@@ -315,11 +329,25 @@ def _check_backend_options(args: argparse.Namespace) -> None:
         raise UsageError("--address and --sync-results are for --backend ray")
 
 
+def _check_vectorize_seeds(args: argparse.Namespace) -> None:
+    if args.vectorize_seeds < 1:
+        raise UsageError(f"--vectorize-seeds must be at least 1, got {args.vectorize_seeds}")
+    if args.vectorize_seeds > 1 and (args.workers != 1 or args.backend != "local"):
+        raise UsageError("--vectorize-seeds runs its seeds in one local process; it does not "
+                         "combine with --workers or --backend ray")
+
+
 def _backend(args: argparse.Namespace, runs: int) -> Any:
-    """The backend that ``--backend``, ``--workers``, ``--address``, ``--sync-results`` ask for."""
+    """The backend that ``--backend``, ``--workers``, ``--address``, ``--sync-results``,
+    ``--vectorize-seeds`` ask for."""
     from xwq.runners.backends import make_backend
 
     _check_backend_options(args)
+    _check_vectorize_seeds(args)
+    if args.vectorize_seeds > 1:
+        from xwq.runners.vectorized import VectorizedBackend
+
+        return VectorizedBackend(args.vectorize_seeds)
     ray_options = {"sync_results": True} if args.sync_results else {}
     return make_backend(args.backend, runs, args.workers, args.address, **ray_options)
 
@@ -327,6 +355,7 @@ def _backend(args: argparse.Namespace, runs: int) -> Any:
 def cmd_sweep(args: argparse.Namespace, overrides: dict) -> int:
     from xwq.runners.grid_file import load_grid_file
 
+    _check_vectorize_seeds(args)
     grid = load_grid_file(args.grid)
     specs = grid.specs(resume=args.resume, overrides=overrides)
     for spec in specs:  # config errors answer before torch and Ray start

@@ -220,15 +220,28 @@ class MARLAgents:
         return stats
 
     def _learn(self, new_steps: int) -> dict[str, float]:
+        return self._apply_updates(self._due_batches(new_steps))
+
+    def _due_batches(self, new_steps: int) -> list[dict[str, torch.Tensor]]:
+        """The batches of the updates due after ``new_steps`` more env steps (one per
+        ``training_frequency`` env steps once the buffer holds a batch), sampled with the
+        agents' RNG."""
         config = self.config
         if self.env_steps < config.start_training or not self.buffer.can_sample(
                 config.batch_size):
-            return {}
+            return []
         self.update_credit += new_steps / config.training_frequency
-        collected: dict[str, list[float]] = {}
+        batches = []
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0
-            batch = self.buffer.sample(config.batch_size, self.rng, self.device)
+            batches.append(self.buffer.sample(config.batch_size, self.rng, self.device))
+        return batches
+
+    def _apply_updates(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """One learner update per batch; returns the mean of each training statistic (a seed
+        group's member runs them with the other seeds': :mod:`xwq.agents.seed_group`)."""
+        collected: dict[str, list[float]] = {}
+        for batch in batches:
             for key, value in self.learner.update(batch, episodes=self.episodes).items():
                 collected.setdefault(key, []).append(value)
         return {key: float(np.mean(values)) for key, values in collected.items()}

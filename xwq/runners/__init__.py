@@ -6,6 +6,7 @@
 - ``checkpoints.py``: checkpoint files;
 - ``sweep.py``: :class:`RunSpec`, :class:`Sweep`, :func:`grid`, the serial backend;
 - ``process_backend.py``: :class:`ProcessBackend`, runs in local worker processes;
+- ``vectorized.py``: :class:`VectorizedBackend`, several seeds in one process as one batch;
 - ``results.py``, ``statistics.py``, ``plots.py``: summaries, statistics across seeds, figures.
 """
 
@@ -15,7 +16,8 @@ from xwq.runners.results import aggregate_runs, plot_results
 from xwq.runners.runner import Runner
 from xwq.runners.statistics import bootstrap_ci, iqm, summarise
 from xwq.runners.sweep import RunResult, RunSpec, SerialBackend, Sweep, execute, grid
+from xwq.runners.vectorized import VectorizedBackend
 
 __all__ = ["Experiment", "ProcessBackend", "RunResult", "RunSpec", "Runner", "SerialBackend",
            "Sweep", "aggregate_runs", "bootstrap_ci", "execute", "grid", "iqm", "plot_results",
-           "summarise"]
+           "VectorizedBackend", "summarise"]

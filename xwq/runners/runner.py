@@ -43,6 +43,7 @@ from xwq.runners.backends import make_backend
 from xwq.runners.experiment import Experiment
 from xwq.runners.process_backend import check_workers
 from xwq.runners.sweep import Backend, RunSpec, Sweep, aggregate_group, check_seeds
+from xwq.runners.vectorized import VectorizedBackend, check_vectorize_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class Runner:
 
     def benchmark(self, seeds: Sequence[int] | None = None,
                   resume: str | os.PathLike | None = None, workers: int = 1,
-                  backend: str | Backend | None = None) -> dict:
+                  backend: str | Backend | None = None, vectorize_seeds: int = 1) -> dict:
         """Train with a greedy evaluation every ``eval_interval`` env steps (and at step 0) on
         separate test envs, keep the final and the best model, and write a results folder
         ``<results_dir>/<method>/<env>/<env_id>/seed_<seed>_<timestamp>/``.
@@ -166,6 +167,11 @@ class Runner:
             backend: with ``seeds``, where the runs execute: ``"local"`` (the default: serial,
                 or ``workers`` processes), ``"ray"`` (:class:`RayBackend`, each seed a Ray task)
                 or a backend object, e.g. ``RayBackend(address="auto")``.
+            vectorize_seeds: with ``seeds``, train up to this many seeds at once in this
+                process as one batch (:mod:`xwq.runners.vectorized`): each seed keeps its own
+                networks, optimiser, buffer, ε, RNGs, envs and run folder, with the same results
+                as alone (to float rounding), while all of them act in one forward pass and
+                learn in one stacked update.
 
         Returns:
             one seed: the run's summary (``final_test_return``, ``best_test_return``,
@@ -174,7 +180,15 @@ class Runner:
             "table"}}``.
         """
         check_workers(workers, seeds)
-        if backend is not None and seeds is None:
+        if check_vectorize_seeds(vectorize_seeds) > 1:
+            if seeds is None:
+                raise UsageError("vectorize_seeds trains several seeds together: give seeds too "
+                                 "(--seeds on the command line)")
+            if workers != 1 or backend is not None:
+                raise UsageError("vectorize_seeds runs its seeds in this process; it does not "
+                                 "combine with workers or a backend")
+            backend = VectorizedBackend(vectorize_seeds)
+        elif backend is not None and seeds is None:
             raise UsageError("a backend runs several seeds: give seeds too (--seeds on the "
                              "command line)")
         if seeds is None:

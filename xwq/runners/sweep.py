@@ -111,7 +111,12 @@ class RunResult:
 def execute(spec: RunSpec) -> RunResult:
     """Run one spec here, in this process, and return its result. Backends call this."""
     default_logging()  # a spawned or remote worker starts with no logging set up
-    experiment = Experiment.build(spec.resolve())
+    return run_experiment(spec, Experiment.build(spec.resolve()))
+
+
+def run_experiment(spec: RunSpec, experiment: Experiment) -> RunResult:
+    """Run ``spec``'s benchmark or training on ``experiment``, built for it, and return its
+    result (:func:`execute`; a seed group runs its members' with it)."""
     if spec.kind == "benchmark":
         summary = experiment.benchmark(resume=spec.resume)
     else:
@@ -234,5 +239,5 @@ def check_seeds(seeds: Any) -> list[int]:
 
 
 __all__ = ["Backend", "RunResult", "RunSpec", "SerialBackend", "Sweep", "aggregate_results",
-           "execute", "grid", "check_seeds"]
+           "execute", "grid", "check_seeds", "run_experiment"]
 
