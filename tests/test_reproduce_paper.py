@@ -114,11 +114,11 @@ def test_set_values_are_read_like_config_files(paper, tmp_path):
     assert config["batch_size"] == 16 and config["seed"] == 1 and config["running_steps"] == 200
 
 
-def test_eval_interval_scales_with_the_budget_and_keeps_five_points(paper):
-    assert paper.scaled_eval_interval(20000, 1_000_000, 1.0) == 20000
-    assert paper.scaled_eval_interval(20000, 100_000, 0.1) == 2000
-    assert paper.scaled_eval_interval(20000, 5000, 0.005) == 100
-    assert paper.scaled_eval_interval(20000, 20, 1.0) == 4  # at least 5 evaluations
+def test_eval_interval_is_the_papers_and_keeps_five_points(paper):
+    assert paper.scaled_eval_interval(10000, 1_000_000) == 10000
+    assert paper.scaled_eval_interval(10000, 100_000) == 10000  # not scaled with the budget
+    assert paper.scaled_eval_interval(10000, 5000) == 1000  # at least 5 evaluations
+    assert paper.scaled_eval_interval(10000, 20) == 4
 
 
 def test_bad_arguments_are_refused(paper, tmp_path):
