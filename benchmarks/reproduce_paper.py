@@ -13,8 +13,8 @@
   ``predator_prey.md``.
 
 Both use the packaged configs; ``--budget F`` multiplies ``running_steps`` (predator-prey keeps
-the paper's ``eval_interval``, shortened only to give at least 5 evaluations). Budget 1.0 is the paper's length (matrix game:
-2,000 updates; predator-prey: 1M env steps). Usage::
+the paper's ``eval_interval``, shortened only to give at least 5 evaluations). Budget 1.0 is
+the paper's length (matrix game: 2,000 updates; predator-prey: 1M env steps). Usage::
 
     python benchmarks/reproduce_paper.py matrix
     python benchmarks/reproduce_paper.py predator_prey --budget 0.1 --seeds 2
