@@ -191,6 +191,12 @@ class DiscreteStart1(Good):
         super().__init__(env_id)
         self.action_space = {a: spaces.Discrete(3, start=1) for a in self.agents}
 
+    def step(self, actions):
+        wrong = {a: v for a, v in actions.items() if not self.action_space[a].contains(v)}
+        if wrong:
+            raise ValueError(f"actions outside Discrete(3, start=1): {wrong}")
+        return super().step({a: v - 1 for a, v in actions.items()})
+
 
 @_register("obs_float64")
 class ObsFloat64(Good):

@@ -218,6 +218,43 @@ def test_missing_state_falls_back_to_the_concatenated_observations(counting_env_
     train("stateless", Stateless)
 
 
+def test_a_state_that_raises_not_implemented_falls_back_too(counting_env_class):
+    class Placeholder(counting_env_class):  # a base class's placeholder, a common habit
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.state_space = None
+
+        def state(self):
+            raise NotImplementedError
+
+    env = ArrayEnv(Placeholder())
+    assert env.state_source == "concatenated observations" and env.spec.state_dim == 6
+    obs, state, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(state, obs.reshape(-1))
+
+
+def test_discrete_actions_with_a_start_are_shifted_to_the_envs_range(counting_env_class):
+    class Shifted(counting_env_class):  # gymnasium's Discrete(n, start=s): actions s..s+n-1
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.action_space = {a: spaces.Discrete(space.n, start=5)
+                                 for a, space in self.action_space.items()}
+            self.received = []
+
+        def step(self, actions):
+            self.received.append(dict(actions))
+            assert all(self.action_space[a].contains(v) for a, v in actions.items()), actions
+            return super().step({a: v - 5 for a, v in actions.items()})
+
+    inner = Shifted()
+    env = ArrayEnv(inner)
+    n = env.spec.n_actions
+    env.reset(seed=0)
+    env.step(np.zeros(len(env.spec.agents), dtype=np.int64))
+    env.step(np.full(len(env.spec.agents), n - 1))
+    assert [set(step.values()) for step in inner.received] == [{5}, {5 + n - 1}]
+
+
 def test_state_space_without_state_is_refused(counting_env_class):
     class HalfState(counting_env_class):
         state = xwq.MultiAgentEnv.state

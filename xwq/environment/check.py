@@ -49,6 +49,9 @@ def _scale_advice(obs_spaces: dict, obs: dict, live: list[str],
 
 
 def _fail(problems: list[str]) -> EnvMismatchError:
+    """One problem on one line; several as a list, one a line."""
+    if len(problems) == 1:
+        return EnvMismatchError(f"check_env found a problem: {problems[0]}")
     return EnvMismatchError("check_env found problems:\n- " + "\n- ".join(problems))
 
 

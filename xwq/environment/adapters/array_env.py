@@ -19,6 +19,7 @@ convention is in :mod:`xwq.environment.interfaces`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -29,6 +30,8 @@ from xwq.environment.adapters import contract
 from xwq.environment.adapters.pettingzoo import PettingZooEnv
 from xwq.environment.interfaces import EnvSpec, MultiAgentEnv, storage_dtype
 from xwq.errors import EnvMismatchError
+
+logger = logging.getLogger(__name__)
 
 
 def as_multi_agent_env(env: Any, max_episode_steps: int | None = None) -> MultiAgentEnv:
@@ -120,6 +123,17 @@ STATE_FROM_OBSERVATIONS = "concatenated observations"
 STATE_UNUSED = "none (state_source: observations)"
 
 
+def _probe_state(env: Any) -> np.ndarray | None:
+    """``env.state()`` as an array, or None where it raises NotImplementedError (a base class's
+    placeholder, a common habit): the env then has no state of its own."""
+    try:
+        return np.asarray(env.state())
+    except NotImplementedError:
+        logger.info("env %s: state() raises NotImplementedError; the state is the concatenated "
+                    "observations", contract.name_of(env))
+        return None
+
+
 class ArrayEnv:
     """A single MultiAgentEnv exchanging arrays (no autoreset; see the vec envs for that).
 
@@ -154,6 +168,8 @@ class ArrayEnv:
                            for a in agents]
         action_spaces = contract.agent_spaces(env, "action_space", agents)
         self._n_actions = [contract.discrete_actions(env, a, action_spaces[a]) for a in agents]
+        # Discrete(n, start=s): xwq's action k is the env's k + s
+        self._action_starts = [int(action_spaces[a].start) for a in agents]
         if env.max_episode_steps is None:
             raise EnvMismatchError(
                 f"env {contract.name_of(env)} has no time limit: set max_episode_steps on it, "
@@ -170,7 +186,7 @@ class ArrayEnv:
             obs_high[i, : self._obs_sizes[i]] = np.broadcast_to(space.high, space.shape).ravel()
         self.state_source = STATE_FROM_ENV
         self._concatenate_obs = False  # the env has no state(): ArrayEnv builds it
-        state_low = state_high = None
+        state_low = state_high = state_dim = None
         if not use_state:
             self.state_source = STATE_UNUSED
             state_dim, state_dtype = 0, "float32"
@@ -184,7 +200,15 @@ class ArrayEnv:
             state_dtype = storage_dtype([env.state_space.dtype])
             state_low = np.broadcast_to(env.state_space.low, env.state_space.shape).ravel()
             state_high = np.broadcast_to(env.state_space.high, env.state_space.shape).ravel()
-        elif not contract.implements_state(env):
+        elif contract.implements_state(env):
+            # probe the state size once; reset(seed) later restarts the env's randomness
+            contract.call_reset(env)
+            probe = _probe_state(env)
+            if probe is not None:
+                state_dim, state_dtype = int(probe.size), storage_dtype([probe.dtype])
+                if getattr(env, "state_from_observations", False):  # PettingZoo, none of its own
+                    self.state_source = STATE_FROM_OBSERVATIONS
+        if state_dim is None:  # no state() of its own, or one that raises NotImplementedError
             self.state_source = STATE_FROM_OBSERVATIONS
             self._concatenate_obs = True
             state_dim, state_dtype = sum(self._obs_sizes), obs_dtype
@@ -192,12 +216,6 @@ class ArrayEnv:
                                         for i, size in enumerate(self._obs_sizes)])
             state_high = np.concatenate([obs_high[i, :size]
                                          for i, size in enumerate(self._obs_sizes)])
-        else:  # probe the state size once; reset(seed) later restarts the env's randomness
-            contract.call_reset(env)
-            probe = np.asarray(env.state())
-            state_dim, state_dtype = int(probe.size), storage_dtype([probe.dtype])
-            if getattr(env, "state_from_observations", False):  # a PettingZoo env without one
-                self.state_source = STATE_FROM_OBSERVATIONS
         self.spec = EnvSpec(tuple(agents), obs_dim, state_dim, n_actions,
                             int(env.max_episode_steps), obs_dtype=obs_dtype,
                             state_dtype=state_dtype, obs_low=obs_low, obs_high=obs_high,
@@ -314,7 +332,7 @@ class ArrayEnv:
             if not 0 <= action < self._n_actions[i]:
                 raise ValueError(f"agent '{agent}': action {action} is outside "
                                  f"Discrete({self._n_actions[i]})")
-            live[agent] = action
+            live[agent] = action + self._action_starts[i]
         result = contract.check_step_result(self.env, self.env.step(live))
         obs, rewards, terminated, truncated, info = result
         self._t += 1
