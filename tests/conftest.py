@@ -118,3 +118,35 @@ def make_random_length_env_class(counting_env_class):
 @pytest.fixture
 def random_length_env_class(counting_env_class):
     return make_random_length_env_class(counting_env_class)
+
+
+def _sigint_handler() -> tuple:
+    """The SIGINT handler as Python and as the C library see it (a library that installs its
+    own with sigaction is invisible to ``signal.getsignal``)."""
+    import ctypes
+    import signal
+
+    class Sigaction(ctypes.Structure):  # glibc's struct sigaction: the handler comes first
+        _fields_ = [("handler", ctypes.c_void_p), ("rest", ctypes.c_byte * 256)]
+
+    action = Sigaction()
+    try:
+        ctypes.CDLL(None).sigaction(signal.SIGINT, None, ctypes.byref(action))
+    except (OSError, AttributeError):  # not glibc: the Python view only
+        return (signal.getsignal(signal.SIGINT),)
+    return signal.getsignal(signal.SIGINT), action.handler
+
+
+@pytest.fixture(autouse=True)
+def _sigint_stays_pythons(request):
+    """Ctrl-C must keep raising KeyboardInterrupt: a test (or a library it loads) that leaves
+    another SIGINT handler behind is reported, and the handler put back for the next tests."""
+    import signal
+    import warnings
+
+    before = _sigint_handler()
+    yield
+    if _sigint_handler() != before:
+        signal.signal(signal.SIGINT, before[0])
+        warnings.warn(f"{request.node.nodeid} left a different SIGINT handler behind",
+                      stacklevel=1)

@@ -74,14 +74,40 @@ def test_a_run_whose_episodes_end_early_is_not_refused(counting_env_class, run_d
     assert runner.agents.learner.updates > 0
 
 
-@pytest.mark.parametrize("parallels, batch_size, start_training, frequency", [
-    (2, 4, 0, 3), (3, 5, 20, 2), (4, 1, 0, 7)])
+@pytest.mark.parametrize("parallels, batch_size, start_training, frequency, unit", [
+    (2, 4, 0, 3, "steps"), (3, 5, 20, 2, "steps"), (4, 1, 0, 7, "steps"),
+    (2, 4, 0, 3, "episodes"), (3, 5, 20, 2, "episodes"), (4, 1, 0, 1, "episodes")])
 def test_episodes_at_the_time_limit_make_exactly_the_guaranteed_updates(
-        parallels, batch_size, start_training, frequency, counting_env_class, run_dirs):
+        parallels, batch_size, start_training, frequency, unit, counting_env_class, run_dirs):
     runner = runner_on(counting_env_class, "fixed_length", run_dirs, parallels=parallels,
                        batch_size=batch_size, start_training=start_training,
-                       training_frequency=frequency, running_steps=61,
+                       training_frequency=frequency, training_unit=unit, running_steps=61,
                        env_kwargs={"length": 6})  # every episode ends at the time limit, 6
     runner.run()
-    assert runner.agents.learner.updates == guaranteed_updates(
-        61, parallels, batch_size, start_training, frequency, 6)
+    expected = guaranteed_updates(61, parallels, batch_size, start_training, frequency, 6, unit)
+    assert runner.agents.learner.updates == expected > 0
+
+
+def test_training_unit_episodes_makes_one_update_per_episode_ended(counting_env_class,
+                                                                   run_dirs):
+    """pymarl's ratio: an update after every episode (once a batch is stored), however long
+    the episodes; counting env steps instead gives episodes that end early fewer updates."""
+    updates = {}
+    for unit, frequency in (("episodes", 1), ("steps", 6)):  # 6 = the time limit
+        runner = runner_on(counting_env_class, f"short_{unit}", run_dirs, parallels=1,
+                           batch_size=2, training_frequency=frequency, training_unit=unit,
+                           running_steps=60, env_kwargs={"length": 2})  # episodes of 2 steps
+        runner.run()
+        assert runner.agents.episodes == 30
+        updates[unit] = runner.agents.learner.updates
+    # a batch of 2 is stored at env step 4 (the 2nd episode's end): episodes 2..30, one update
+    # each; env steps 4..60, one update per 6 of them
+    assert updates == {"episodes": 29, "steps": 57 // 6}
+
+
+def test_too_few_episodes_for_training_frequency_in_episodes_is_refused(counting_env_class,
+                                                                        run_dirs):
+    with pytest.raises(xwq.ConfigError, match=r"leaves \d+ episodes, fewer than "
+                                              r"'training_frequency' = 500 per update"):
+        runner_on(counting_env_class, "few_episodes", run_dirs, training_frequency=500,
+                  training_unit="episodes")

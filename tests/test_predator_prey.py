@@ -770,8 +770,8 @@ def test_packaged_predator_prey_configs(method):
     assert config.test_episode == 16
     assert (config.batch_size, config.buffer_size) == (32, 5000)
     assert (config.sync_frequency, config.sync_unit) == (200, "episodes")
-    # one update per (200-step) episode, whatever `parallels` is
-    assert config.training_frequency == 200
+    # one update per episode ended, whatever `parallels` is and however long the episode
+    assert (config.training_frequency, config.training_unit) == (1, "episodes")
     assert config.env_kwargs == {"punishment": -2.0}  # the authors' rules are the env's defaults
     if method in ("cw_qmix", "ow_qmix", "wqmix"):
         assert config.alpha == 0.1

@@ -193,7 +193,8 @@ class MARLAgents:
         stop that does not depend on where training started, which an exact resume needs).
 
         Every vectorised step: each env steps once (:meth:`collect`), the episodes that ended
-        go to the buffer, the updates now due run (one per ``training_frequency`` env steps),
+        go to the buffer, the updates now due run (one per ``training_frequency`` env steps or
+        episodes, ``training_unit``),
         then ``callback(agents)``. Episodes in flight carry over to the next call.
 
         Returns the training statistics of the last vectorised step that made updates (empty if
@@ -205,7 +206,7 @@ class MARLAgents:
         while self.env_steps < target:
             start = time.perf_counter()
             finished = self.collect()
-            step_stats = self._learn(K)
+            step_stats = self._learn(K, len(finished))
             if step_stats:
                 stats = step_stats
             self._record(finished, step_stats, K, time.perf_counter() - start)
@@ -219,18 +220,21 @@ class MARLAgents:
         self.flush_log()
         return stats
 
-    def _learn(self, new_steps: int) -> dict[str, float]:
-        return self._apply_updates(self._due_batches(new_steps))
+    def _learn(self, new_steps: int, new_episodes: int = 0) -> dict[str, float]:
+        return self._apply_updates(self._due_batches(new_steps, new_episodes))
 
-    def _due_batches(self, new_steps: int) -> list[dict[str, torch.Tensor]]:
-        """The batches of the updates due after ``new_steps`` more env steps (one per
-        ``training_frequency`` env steps once the buffer holds a batch), sampled with the
+    def _due_batches(self, new_steps: int, new_episodes: int = 0
+                     ) -> list[dict[str, torch.Tensor]]:
+        """The batches of the updates due after ``new_steps`` more env steps that ended
+        ``new_episodes`` episodes (one update per ``training_frequency`` env steps, or episodes
+        with ``training_unit: episodes``, once the buffer holds a batch), sampled with the
         agents' RNG."""
         config = self.config
         if self.env_steps < config.start_training or not self.buffer.can_sample(
                 config.batch_size):
             return []
-        self.update_credit += new_steps / config.training_frequency
+        work = new_episodes if config.training_unit == "episodes" else new_steps
+        self.update_credit += work / config.training_frequency
         batches = []
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0

@@ -1,7 +1,8 @@
 """Refusing a training run that could make no gradient update, before it starts.
 
 Updates need a batch of ``batch_size`` finished episodes in the buffer, ``start_training`` env
-steps collected, and then ``training_frequency`` env steps per update (``MARLAgents._learn``).
+steps collected, and then ``training_frequency`` env steps (or episodes ended, with
+``training_unit: episodes``) per update (``MARLAgents._learn``).
 With continuous collection (:mod:`xwq.agents.rollout`) every one of the K = ``parallels`` envs
 steps once per vectorised step, and training stops after ``ceil(running_steps / K)`` of them.
 
@@ -27,9 +28,10 @@ logger = logging.getLogger(__name__)
 
 def guaranteed_updates(running_steps: int, parallels: int, batch_size: int,
                        start_training: int, training_frequency: int,
-                       max_episode_steps: int) -> int:
+                       max_episode_steps: int, training_unit: str = "steps") -> int:
     """The gradient updates a run makes at the least, when every episode lasts
-    ``max_episode_steps`` env steps (a buffer of at least ``batch_size`` episodes assumed)."""
+    ``max_episode_steps`` env steps (a buffer of at least ``batch_size`` episodes assumed);
+    ``training_frequency`` counts env steps or, with ``training_unit="episodes"``, episodes."""
     K, T = parallels, max_episode_steps
     last = math.ceil(running_steps / K)  # vectorised steps the run makes
     # the first vectorised step after which K * (v // T) >= batch_size episodes have ended
@@ -37,7 +39,15 @@ def guaranteed_updates(running_steps: int, parallels: int, batch_size: int,
     first = max(T * math.ceil(batch_size / K), math.ceil(start_training / K), 1)
     if first > last:
         return 0
-    return (last - first + 1) * K // training_frequency
+    return _work(K, T, first, last, training_unit) // training_frequency
+
+
+def _work(K: int, T: int, first: int, last: int, unit: str) -> int:
+    """What ``training_frequency`` counts over vectorised steps ``first..last``: env steps, or
+    the episodes (of T steps, in K envs) that end there."""
+    if unit == "episodes":
+        return K * (last // T - (first - 1) // T)
+    return (last - first + 1) * K
 
 
 def check_training_budget(config: Any, max_episode_steps: int | None = None) -> None:
@@ -69,12 +79,13 @@ def check_training_budget(config: Any, max_episode_steps: int | None = None) -> 
             f"start_training (e.g. 0) or raise running_steps to at least "
             f"{_enough_steps(config, T)}")
     if guaranteed_updates(steps, K, batch, config.start_training, config.training_frequency,
-                          1) == 0:
+                          1, config.training_unit) == 0:
         raise ConfigError("this run would make no gradient update: "
                           + _no_update_reason(config, 1, "every episode lasts 1 env step (the "
                                                          "shortest)"))
     if max_episode_steps and guaranteed_updates(steps, K, batch, config.start_training,
-                                                config.training_frequency, T) == 0:
+                                                config.training_frequency, T,
+                                                config.training_unit) == 0:
         logger.warning(
             "this run may make no gradient update: %s. It will update only if episodes end "
             "well before their time limit", _no_update_reason(
@@ -93,10 +104,11 @@ def _no_update_reason(config: Any, T: int, length: str) -> str:
         largest, key = _largest_batch(config, T), "batch_size"
     else:
         first = _first_update_step(config, T)
+        unit = "episodes" if config.training_unit == "episodes" else "env steps"
         reason = (f"when {length}, updates can start at env step {first * K} (a first batch of "
                   f"{batch} episodes, and 'start_training' = {config.start_training}), which "
-                  f"leaves {(last - first + 1) * K} env steps, fewer than 'training_frequency' = "
-                  f"{config.training_frequency} per update")
+                  f"leaves {_work(K, T, first, last, config.training_unit)} {unit}, fewer than "
+                  f"'training_frequency' = {config.training_frequency} per update")
         largest, key = _largest_frequency(config, T), "training_frequency"
     if largest:
         fixes.append(f"lower '{key}' to at most {largest}")
@@ -113,7 +125,10 @@ def _enough_steps(config: Any, T: int) -> int:
     """The smallest running_steps (a multiple of parallels) that guarantees one update."""
     K = config.parallels
     first = _first_update_step(config, T)
-    last = first - 1 + math.ceil(config.training_frequency / K)
+    if config.training_unit == "episodes":  # the vectorised step that ends enough episodes
+        last = T * ((first - 1) // T + math.ceil(config.training_frequency / K))
+    else:
+        last = first - 1 + math.ceil(config.training_frequency / K)
     return max(last, first, math.floor(config.start_training / K) + 1) * K
 
 
@@ -121,7 +136,8 @@ def _largest_batch(config: Any, T: int) -> int:
     """The largest batch_size (0 if none) with which the run is sure to make an update."""
     return next((b for b in range(config.batch_size - 1, 0, -1)
                  if guaranteed_updates(config.running_steps, config.parallels, b,
-                                       config.start_training, config.training_frequency, T)),
+                                       config.start_training, config.training_frequency, T,
+                                       config.training_unit)),
                 0)
 
 
@@ -130,4 +146,4 @@ def _largest_frequency(config: Any, T: int) -> int:
     K = config.parallels
     last = math.ceil(config.running_steps / K)
     first = _first_update_step(config, T)
-    return (last - first + 1) * K if first <= last else 0
+    return _work(K, T, first, last, config.training_unit) if first <= last else 0

@@ -145,6 +145,7 @@ RULES: dict[str, Rule] = {
     "grad_clip_norm": Rule(low=0, low_open=True),
     "sync_frequency": Rule(low=1),
     "sync_unit": Rule(choices=("episodes", "updates")),
+    "training_unit": Rule(choices=("steps", "episodes")),
     "buffer_size": Rule(low=1),
     "batch_size": Rule(low=1),
     "buffer_memory_budget_mb": Rule(low=0, low_open=True),
