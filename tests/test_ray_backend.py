@@ -311,7 +311,11 @@ def test_cli_sweep_through_ray_tune(ray_session, serial, tmp_path, capsys):
         "methods": ["qmix"], "scenarios": ["matrix_game/nonmonotonic"], "seeds": [1, 2],
         "overrides": small(tmp_path), "search": {"learning_rate": [0.0005, 0.001]},
         "tune": {"search": "random", "num_samples": 1, "seed": 0, "scheduler": "asha"}}))
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
     assert main(["sweep", str(path), "--backend", "ray"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before  # Tune's own handler does not stay
     out = capsys.readouterr().out
     assert "Ray Tune records: " in out
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("summary.json")]

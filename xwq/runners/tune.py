@@ -16,6 +16,8 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,19 @@ def _trial(trial_config: dict, specs: list[RunSpec]) -> None:
                      "run_dir": summary["run_dir"]})
 
 
+def _signal_handlers() -> dict[int, Any]:
+    """SIGINT's and SIGTERM's handlers, where this thread may set them (the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    for number, handler in handlers.items():
+        if handler is not None:  # None: set outside Python, cannot be put back from here
+            signal.signal(number, handler)
+
+
 def run_tune(grid: GridFile, address: str | None = None, resume: str | None = None,
              overrides: dict[str, Any] | None = None, progress: bool = True) -> dict:
     """Run the grid file's trials with Ray Tune; returns ``{"runs": [RunResult of each
@@ -99,7 +114,13 @@ def run_tune(grid: GridFile, address: str | None = None, resume: str | None = No
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler),
             run_config=tune.RunConfig(name=f"sweep_{timestamp()}", storage_path=str(storage),
                                       verbose=1 if progress else 0))
-        result_grid = tuner.fit()
+        # Tune installs its own SIGINT handler (a first Ctrl-C stops the trials gracefully) and
+        # leaves it: put back the caller's, or Ctrl-C stops raising KeyboardInterrupt after
+        handlers = _signal_handlers()
+        try:
+            result_grid = tuner.fit()
+        finally:
+            _restore_signal_handlers(handlers)
     finally:
         if started:
             ray.shutdown()
