@@ -335,7 +335,9 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
              f"Commit: `{meta['git_commit']}`, date {meta['date']}, budget {meta['budget']} "
              f"({meta['running_steps']} env steps per run; the paper: 1,000,000), "
              f"seeds {meta['seeds']}", "",
-             f"Env rules: {env_rules(meta.get('overrides', {}))}", "",
+             *[f"Merged from `{part['command']}` (commit `{part['git_commit']}`, seeds "
+               f"{part['seeds']})  " for part in meta.get("merged_from", [])],
+             "", f"Env rules: {env_rules(meta.get('overrides', {}))}", "",
              "Greedy test return (16 episodes per evaluation; maximum 40). Median over seeds "
              "[min, max in brackets].", "",
              "| method | final return | best return | return at half budget "
@@ -404,17 +406,70 @@ def run_predator_prey(out: Path, budget: float = 1.0, seeds: list[int] | None = 
     return data
 
 
+def merge_predator_prey(sources: list[Path], out: Path, command: str = "") -> dict[str, Any]:
+    """One predator-prey result from several runs of this script with the same settings and
+    different seeds (e.g. ``--seed-list 1 2`` and ``--seed-list 3`` in two processes or on two
+    machines): every run kept, median and quartiles recomputed over all seeds; writes
+    predator_prey.json/.png/.md under ``out``."""
+    from xwq.runners.results import write_json
+    from xwq.runners.statistics import eval_grid
+
+    parts = [(Path(source), json.loads((Path(source) / "predator_prey.json").read_text()))
+             for source in sources]
+    first = parts[0][1]["meta"]
+    same = ("budget", "running_steps", "eval_interval", "methods", "overrides")
+    for source, data in parts[1:]:
+        differ = [key for key in same if data["meta"].get(key) != first.get(key)]
+        if differ:
+            raise SystemExit(f"{source}: cannot merge, its {', '.join(differ)} differ from "
+                             f"{parts[0][0]}'s")
+    runs: dict[str, list[dict[str, Any]]] = {method: [] for method in first["methods"]}
+    for source, data in parts:
+        for method, method_runs in data["runs"].items():
+            for run in method_runs:
+                seen = [r["seed"] for r in runs[method]]
+                if run["seed"] in seen:
+                    raise SystemExit(f"{source}: seed {run['seed']} of {method} is in two "
+                                     "sources; merge runs of different seeds")
+                where = os.path.relpath((source / run["run_dir"]).resolve(), out.resolve())
+                runs[method].append({**run, "run_dir": where})
+    for method_runs in runs.values():
+        method_runs.sort(key=lambda run: run["seed"])
+    seeds = sorted({run["seed"] for method_runs in runs.values() for run in method_runs})
+    meta = {**first, "seeds": seeds, "command": command,
+            "merged_from": [{"source": str(source), **{key: data["meta"].get(key) for key in
+                                                      ("command", "git_commit", "date",
+                                                       "seeds", "total_wall_time_s")}}
+                            for source, data in parts]}
+    data = {"meta": meta, "runs": runs, "aggregate": {}}
+    grid = eval_grid(first["eval_interval"], first["running_steps"])
+    for method, method_runs in runs.items():
+        data["aggregate"][method] = aggregate_curves(method_runs, grid)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(data, out / "predator_prey.json")
+    plot_predator_prey(data, out / "predator_prey.png")
+    (out / "predator_prey.md").write_text(predator_prey_markdown(data))
+    return data
+
+
 # --- command line ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce_paper.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=["matrix", "predator_prey", "all", "plot"],
-                        help="plot: redraw predator_prey.png/.md from <out>/predator_prey.json")
+    parser.add_argument("experiment", choices=["matrix", "predator_prey", "all", "plot", "merge"],
+                        help="plot: redraw predator_prey.png/.md from <out>/predator_prey.json; "
+                             "merge: combine the predator-prey results of --from folders (runs "
+                             "of other seeds) into --out")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="fraction of the paper's running_steps (default 1.0)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="number of seeds, 1..N (default: 10 matrix, 2 predator_prey)")
+    parser.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
+                        help="these seeds instead of 1..N (to split seeds over processes, then "
+                             "merge)")
+    parser.add_argument("--from", dest="sources", type=Path, nargs="+", default=[],
+                        help="merge: the --out folders of the runs to combine")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="subset of methods (default: qmix cw_qmix ow_qmix for the matrix "
                              "game, qmix vdn cw_qmix ow_qmix for predator-prey)")
@@ -442,17 +497,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(str(error))
     command = shlex.join(["python", "benchmarks/reproduce_paper.py", *argv])
     results: dict[str, Any] = {}
+    if args.experiment == "merge":
+        if len(args.sources) < 2:
+            parser.error("merge needs --from with two or more result folders")
+        return {"predator_prey": merge_predator_prey(args.sources, args.out, command)}
     if args.experiment == "plot":
         data = json.loads((args.out / "predator_prey.json").read_text())
         plot_predator_prey(data, args.out / "predator_prey.png")
         (args.out / "predator_prey.md").write_text(predator_prey_markdown(data))
         return {"predator_prey": data}
     if args.experiment in ("matrix", "all"):
-        seeds = list(range(1, (args.seeds or 10) + 1))
+        seeds = args.seed_list or list(range(1, (args.seeds or 10) + 1))
         results["matrix"] = run_matrix(args.out, args.budget, seeds,
                                        args.methods or MATRIX_METHODS, overrides, command)
     if args.experiment in ("predator_prey", "all"):
-        seeds = list(range(1, (args.seeds or 2) + 1))
+        seeds = args.seed_list or list(range(1, (args.seeds or 2) + 1))
         results["predator_prey"] = run_predator_prey(args.out, args.budget, seeds,
                                                      args.methods or PP_METHODS, overrides,
                                                      command)

@@ -98,6 +98,32 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     assert json.loads((tmp_path / "predator_prey.json").read_text()) == data
 
 
+def test_seeds_run_apart_merge_into_one_result(paper, tmp_path):
+    argv = ["predator_prey", "--budget", "0.0002", "--methods", "qmix", "--set", "parallels=2",
+            "test_parallels=2", "test_episode=2", "max_episode_steps=25", "batch_size=4"]
+    paper.main([*argv, "--seed-list", "1", "--out", str(tmp_path / "a")])
+    paper.main([*argv, "--seed-list", "3", "2", "--out", str(tmp_path / "b")])
+    parts = [json.loads((tmp_path / part / "predator_prey.json").read_text()) for part in "ab"]
+    assert parts[1]["meta"]["seeds"] == [3, 2]
+    merged = paper.main(["merge", "--from", str(tmp_path / "a"), str(tmp_path / "b"),
+                         "--out", str(tmp_path / "all")])["predator_prey"]
+    assert merged["meta"]["seeds"] == [1, 2, 3]
+    runs = merged["runs"]["qmix"]
+    assert [run["seed"] for run in runs] == [1, 2, 3]
+    by_seed = {run["seed"]: run for part in parts for run in part["runs"]["qmix"]}
+    for run in runs:  # each run as it was, its folder found from the merged result
+        assert run["curve"] == by_seed[run["seed"]]["curve"]
+        assert (tmp_path / "all" / run["run_dir"] / "metrics.jsonl").exists()
+    finals = sorted(run["curve"][-1][1] for run in runs)
+    assert merged["aggregate"]["qmix"]["median"][-1] == pytest.approx(finals[1], abs=1e-3)
+    md = (tmp_path / "all" / "predator_prey.md").read_text()
+    assert md.count("Merged from") == 2 and "--seed-list 3 2" in md
+    assert (tmp_path / "all" / "predator_prey.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="seed 1 of qmix is in two sources"):
+        paper.main(["merge", "--from", str(tmp_path / "a"), str(tmp_path / "a"),
+                    "--out", str(tmp_path / "again")])
+
+
 def test_set_values_are_read_like_config_files(paper, tmp_path):
     # 1e-3 is a float in a config file (PyYAML alone reads it as the string "1e-3")
     argv = ["predator_prey", "--budget", "0.0002", "--seeds", "1", "--out", str(tmp_path),
