@@ -1366,8 +1366,9 @@ ENV_CASES = [
     ("state_missing_with_space", "error", ("state",), {}),
     ("obs_wrong_shape_same_size", "error", ("shape", "a"), {}),
     ("obs_wrong_size", "error", ("a", "3"), {}),
-    ("nan_reward", "error", ("non-finite",), {"status": 1}),
-    ("inf_reward", "error", ("reward",), {"status": 1}),
+    # refused at the env (its fault, status 2), before a loss could become non-finite
+    ("nan_reward", "error", ("reward", "nan"), {"status": 2}),
+    ("inf_reward", "error", ("reward", "inf"), {"status": 2}),
     ("factory_raises", "error", ("bat_factory_raises", "maps"), {}),
     ("factory_none", "error", ("bat_factory_none", "None"), {}),
     ("factory_dict", "error", ("bat_factory_dict", "dict"), {}),

@@ -106,6 +106,25 @@ def test_an_env_failing_mid_training_is_one_line_with_the_checkpoint(tmp_path, c
     assert "--resume auto continues from" in line and "ckpt_" in line
 
 
+def test_an_env_failing_in_a_subprocess_worker_is_one_line_naming_its_code(
+        tmp_path, capsys, counting_env_class):
+    class CrashingInWorker(counting_env_class):
+        def step(self, actions):
+            if self.t == 3:
+                raise RuntimeError("the simulator crashed in a worker")
+            return super().step(actions)
+
+    xwq.register_env("crashing_worker", CrashingInWorker)
+    argv = [*small_custom(tmp_path, "crashing_worker"), "vectorize=subprocess"]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("xwq train: error: your code raised RuntimeError: the simulator "
+                           "crashed in a worker (raised in ")
+    assert "test_bad_inputs.py" in line and ", in step)" in line
+    with pytest.raises(RuntimeError, match="Traceback"):  # --debug: the worker's traceback
+        main([*argv, "--debug"])
+
+
 def test_an_error_inside_xwq_keeps_its_traceback(tmp_path, monkeypatch):
     """Only errors raised in the user's code become one line; xwq's own bugs do not."""
     import xwq.runners.experiment as experiment_module

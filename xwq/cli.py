@@ -23,13 +23,13 @@ import errno
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from xwq.common.tracebacks import error_line, raised_by_user_code
 from xwq.errors import MissingFileError, UsageError, XwqError
 
 EXIT_USER_ERROR = 2
@@ -230,7 +230,7 @@ def import_modules(names: Sequence[str]) -> None:
             raise UsageError(f"--import {name}: cannot import it ({error}); is its folder on "
                              "PYTHONPATH or the package installed?") from None
         except Exception as error:  # the module itself is broken: say where
-            raise UsageError(f"--import {name}: importing it raised {_error_line(error)} "
+            raise UsageError(f"--import {name}: importing it raised {error_line(error)} "
                              "(--debug shows the traceback)") from error
 
 
@@ -410,44 +410,6 @@ def _os_error_line(error: OSError) -> str:
     return f"{reason}: {paths or '(no path)'}" + (f" ({hint})" if hint else "")
 
 
-_PACKAGE = Path(__file__).resolve().parent
-#: libraries xwq calls with its own arrays: an error raised in them is xwq's bug, not the user's
-_XWQ_LIBRARIES = ("torch", "numpy", "gymnasium")
-
-
-def _error_line(error: BaseException) -> str:
-    """``Type: message (raised in FILE:LINE, in FUNCTION)`` on one line."""
-    message = " ".join(str(error).split())
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (raised in {frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" \
-        if frames else ""
-    return f"{type(error).__name__}: {message}{where}"
-
-
-def _raised_by_user_code(error: BaseException) -> bool:
-    """Whether ``error`` was raised in the user's env or factory: in code that xwq's env layer
-    (``xwq/environment``: factories, adapters, vectorisation) called and does not own (a file
-    outside the xwq package: the user's module or a simulator's package). An error raised in xwq
-    itself, in the array libraries it drives, or in code called from elsewhere in xwq is a bug
-    and keeps its traceback."""
-    frames = traceback.extract_tb(error.__traceback__)
-    inside = [i for i, frame in enumerate(frames) if _in_folder(frame.filename, _PACKAGE)]
-    if not inside or inside[-1] == len(frames) - 1:
-        return False
-    if not _in_folder(frames[inside[-1]].filename, _PACKAGE / "environment"):
-        return False
-    callee = Path(frames[inside[-1] + 1].filename).parts
-    return not any(library in callee for library in _XWQ_LIBRARIES)
-
-
-def _in_folder(filename: str, folder: Path) -> bool:
-    try:
-        Path(filename).resolve().relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
@@ -503,10 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         # raised in the user's env or factory: one line saying where (with xwq's note on where
         # training stopped); an error raised inside xwq is a bug and keeps its traceback
-        if args.debug or not _raised_by_user_code(error):
+        if args.debug or not raised_by_user_code(error):
             raise
         notes = " ".join(" ".join(note.split()) for note in getattr(error, "__notes__", []))
-        print(f"{command}: error: your code raised {_error_line(error)}"
+        print(f"{command}: error: your code raised {error_line(error)}"
               + (f" {notes}" if notes else "") + "; --debug shows the traceback",
               file=sys.stderr)
         return EXIT_USER_ERROR

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xwq.common.tracebacks import EnvWorkerError, error_line, raised_by_user_code
 from xwq.environment.interfaces import EnvSpec, StepResult, VecEnv, per_env_seeds
 from xwq.environment.vector.serial import EnvFactory, EnvSlot, stack_results
 from xwq.errors import EnvMismatchError, XwqError
@@ -40,7 +41,9 @@ def _worker(remote, parent_remote, factory: EnvFactory) -> None:
     except XwqError as error:  # a user-facing error (the env broke its contract): as it is
         remote.send(("xwq_error", _picklable(error)))
     except Exception as error:  # report to the parent instead of dying silently
-        remote.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+        user_line = error_line(error) if raised_by_user_code(error) else None
+        remote.send(("error", (f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+                               user_line)))
     finally:
         remote.close()
 
@@ -82,7 +85,8 @@ class SubprocVecEnv(VecEnv):
             raise EnvMismatchError(payload)
         if status == "error":
             self.close()
-            raise RuntimeError(f"an environment worker failed:\n{payload}")
+            text, user_line = payload
+            raise EnvWorkerError(f"an environment worker failed:\n{text}", user_line)
         return payload
 
     def reset(self, seed: int | Sequence[int] | None = None
