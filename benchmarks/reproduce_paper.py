@@ -335,8 +335,10 @@ def predator_prey_markdown(data: dict[str, Any]) -> str:
              f"Commit: `{meta['git_commit']}`, date {meta['date']}, budget {meta['budget']} "
              f"({meta['running_steps']} env steps per run; the paper: 1,000,000), "
              f"seeds {meta['seeds']}", "",
-             *[f"Merged from `{part['command']}` (commit `{part['git_commit']}`, seeds "
-               f"{part['seeds']})  " for part in meta.get("merged_from", [])],
+             *[f"Merged from `{part['command']}` (commit `{part['git_commit']}`"
+               + (f" with uncommitted {', '.join(part['xwq_uncommitted_files'])}"
+                  if part.get("xwq_uncommitted_files") else "")
+               + f", seeds {part['seeds']})  " for part in meta.get("merged_from", [])],
              "", f"Env rules: {env_rules(meta.get('overrides', {}))}", "",
              "Greedy test return (16 episodes per evaluation; maximum 40). Median over seeds "
              "[min, max in brackets].", "",
@@ -437,9 +439,13 @@ def merge_predator_prey(sources: list[Path], out: Path, command: str = "") -> di
         method_runs.sort(key=lambda run: run["seed"])
     seeds = sorted({run["seed"] for method_runs in runs.values() for run in method_runs})
     meta = {**first, "seeds": seeds, "command": command,
-            "merged_from": [{"source": str(source), **{key: data["meta"].get(key) for key in
-                                                      ("command", "git_commit", "date",
-                                                       "seeds", "total_wall_time_s")}}
+            "merged_from": [{"source": str(source),
+                             **{key: data["meta"].get(key) for key in
+                                ("command", "git_commit", "xwq_uncommitted_files", "date",
+                                 "total_wall_time_s")},
+                             # the seeds it holds (an interrupted run has fewer than it planned)
+                             "seeds": sorted({run["seed"] for runs in data["runs"].values()
+                                              for run in runs})}
                             for source, data in parts]}
     data = {"meta": meta, "runs": runs, "aggregate": {}}
     grid = eval_grid(first["eval_interval"], first["running_steps"])
