@@ -123,7 +123,8 @@ def test_method_and_env_files_are_independent_layers():
     # the same env values for every method
     for method in available_methods():
         config = get_configs(method=method, env="predator_prey", env_id="punishment")
-        assert (config.training_frequency, config.env_kwargs) == (200, {"punishment": -2.0})
+        assert (config.training_frequency, config.training_unit, config.env_kwargs) == (
+            1, "episodes", {"punishment": -2.0})
 
 
 def test_wqmix_is_an_alias_of_ow_qmix_not_a_copy():

@@ -58,14 +58,14 @@ def test_predator_prey_writes_curves_plot_and_markdown(paper, tmp_path):
     argv = ["predator_prey", "--budget", "0.0004", "--seeds", "1", "--out", str(tmp_path),
             "--methods", "qmix", "cw_qmix", "--set", "parallels=2", "test_parallels=2",
             "test_episode=2", "--set", "max_episode_steps=25",
-            "--set", "batch_size=4", "training_frequency=25"]
+            "--set", "batch_size=4", "training_frequency=1"]
     paper.main(argv)
     data = json.loads((tmp_path / "predator_prey.json").read_text())
     _check_meta(data["meta"], 0.0004, [1])
     assert data["meta"]["running_steps"] == 400
     assert data["meta"]["overrides"] == {"parallels": 2, "test_parallels": 2,
                                          "test_episode": 2, "max_episode_steps": 25,
-                                         "batch_size": 4, "training_frequency": 25}
+                                         "batch_size": 4, "training_frequency": 1}
     assert set(data["runs"]) == set(data["aggregate"]) == {"qmix", "cw_qmix"}
     for runs in data["runs"].values():
         (run,) = runs
