@@ -131,6 +131,17 @@ def statistics_summary(episodes: Episodes) -> dict[str, float]:
     return summary
 
 
+def close_quietly(config: Any, what: str, close: Callable[[], None]) -> None:
+    """``close()``, where an exception (the user's ``env.close()``) is a warning: by then the
+    run's files are written, and a failure to close must not fail (or hide the real error of)
+    the run."""
+    try:
+        close()
+    except Exception as error:  # the user's env.close()
+        logger.warning("closing the %s of %s/%s failed (%s: %s); nothing of the run is lost",
+                       what, config.env_name, config.env_id, type(error).__name__, error)
+
+
 def check_replay_memory(config: Any) -> None:
     """Refuse (:class:`~xwq.agents.buffer.BufferTooLargeError`, naming the largest
     ``buffer_size`` that fits) a replay buffer over ``buffer_memory_budget_mb``, from the spec of
@@ -147,12 +158,7 @@ def check_replay_memory(config: Any) -> None:
     try:
         spec = probe.spec.with_state_source(config.state_source)
     finally:
-        try:
-            probe.close()
-        except Exception as error:  # the user's env.close(): the run's own envs are to come
-            logger.warning("closing the env %s/%s built to size the replay buffer failed "
-                           "(%s: %s)", config.env_name, config.env_id, type(error).__name__,
-                           error)
+        close_quietly(config, "env built to size the replay buffer", probe.close)
     check_buffer_memory(spec, config.buffer_size, config.buffer_memory_budget_mb, warn=False)
 
 
@@ -205,16 +211,8 @@ class Experiment:
         """Close the agents' logger and every env. An env whose ``close()`` raises is reported
         as a warning: the run's files are written by then, and a failure to close must not
         fail (or hide the real error of) the run."""
-        self._close_quietly("training", self.agents.finish)
-        self._close_quietly("test", self._close_test_envs)
-
-    def _close_quietly(self, what: str, close: Callable[[], None]) -> None:
-        try:
-            close()
-        except Exception as error:  # the user's env.close()
-            logger.warning("closing the %s envs of %s/%s failed (%s: %s); nothing of the run is "
-                           "lost", what, self.config.env_name, self.config.env_id,
-                           type(error).__name__, error)
+        close_quietly(self.config, "training envs", self.agents.finish)
+        close_quietly(self.config, "test envs", self._close_test_envs)
 
     def _close_test_envs(self) -> None:
         if self._test_envs is not None:
@@ -420,7 +418,8 @@ class Experiment:
                 self._last_checkpoint_steps = self.agents.env_steps
                 yield state
             finally:
-                self._close_quietly("training", self.agents.finish)  # logs, before the lock goes
+                # logs, before the lock goes
+                close_quietly(self.config, "training envs", self.agents.finish)
                 lock.release()
         finally:
             self.close()
