@@ -20,6 +20,7 @@ from xwq.policies import (
     masked_argmax,
     mixers,
 )
+from xwq.policies.exploration import masked_argmax_numpy
 from xwq.representations import Basic_MLP, Basic_RNN
 
 SPEC = EnvSpec(agents=("a", "b", "c"), obs_dim=6, state_dim=10, n_actions=4,
@@ -181,6 +182,92 @@ def test_greedy_acting_respects_masks():
     actions, hidden = policy.greedy(torch.randn(50, 3, 6), torch.full((50, 3), -1), avail, None)
     assert actions.shape == (50, 3) and hidden.shape == (150, 64)
     assert avail.gather(-1, actions.unsqueeze(-1)).all()
+
+
+PIXEL_SPEC = EnvSpec(agents=("a", "b"), obs_dim=6, state_dim=4, n_actions=3,
+                     max_episode_steps=5, obs_dtype="uint8", obs_low=np.zeros(1),
+                     obs_high=np.full(1, 255.0))
+
+
+@pytest.mark.parametrize("spec, obs_dtype, overrides", [
+    (SPEC, np.float32, {}),
+    (SPEC, np.float64, {"representation": "Basic_MLP", "fc_hidden_sizes": [16, 8]}),
+    (SPEC, np.float32, {"obs_last_action": False, "obs_agent_id": False}),
+    (SPEC, np.float32, {"obs_last_action": True, "obs_agent_id": False,
+                        "fc_hidden_sizes": [32, 16]}),
+    (PIXEL_SPEC, np.uint8, {}),  # scaled by the policy's input normalisation
+    (PIXEL_SPEC, np.uint8, {"input_normalization": "none"}),
+])
+def test_acting_path_gives_greedys_actions_and_hidden_bit_for_bit(spec, obs_dtype, overrides):
+    """``greedy_actions`` (numpy in and out, functional calls) is the acting loop's form of
+    ``greedy``: over several steps, masks with unavailable actions and padding rows, and a
+    change of the number of envs, its actions and hidden states are exactly ``greedy``'s."""
+    torch.manual_seed(0)
+    policy = MixingQNetwork(_config(**overrides), spec)
+    rng = np.random.default_rng(0)
+    n, A = spec.n_agents, spec.n_actions
+    for K in (7, 7, 3):
+        hidden = policy.agent.initial_hidden(K * n, torch.device("cpu"))
+        prev = torch.full((K, n), -1)
+        for _ in range(4):
+            obs = (rng.integers(0, 256, (K, n, spec.obs_dim)) if obs_dtype == np.uint8
+                   else rng.normal(size=(K, n, spec.obs_dim)) * 3).astype(obs_dtype)
+            avail = rng.random((K, n, A)) < 0.6
+            avail[0, 0] = False  # a padding row: every action allowed
+            expected, expected_hidden = policy.greedy(torch.as_tensor(obs), prev,
+                                                      torch.as_tensor(avail), hidden)
+            actions, hidden = policy.greedy_actions(obs, prev, avail, hidden)
+            assert actions.dtype == np.int64 and actions.shape == (K, n)
+            np.testing.assert_array_equal(actions, expected.numpy())
+            if expected_hidden is None:
+                assert hidden is None
+            else:
+                assert torch.equal(hidden, expected_hidden)
+            prev = torch.as_tensor(actions)
+            prev[1] = -1  # env 1 starts a new episode
+
+
+def test_acting_path_takes_a_users_body_without_step():
+    """A representation registered by a user needs only ``forward``: acting goes through it."""
+
+    class Plain(torch.nn.Module):
+        recurrent = False
+
+        def __init__(self, input_dim, fc_hidden_sizes, **_):
+            super().__init__()
+            self.linear = torch.nn.Linear(input_dim, fc_hidden_sizes[-1])
+            self.output_dim = fc_hidden_sizes[-1]
+
+        def initial_hidden(self, batch, device):
+            return None
+
+        def forward(self, x, hidden=None):
+            return torch.tanh(self.linear(x)), None
+
+    name = "Plain_for_acting_test"
+    xwq.REGISTRY_REPRESENTATION.register(name)(Plain)
+    try:
+        torch.manual_seed(0)
+        policy = MixingQNetwork(_config(representation=name), SPEC)
+    finally:
+        del xwq.REGISTRY_REPRESENTATION[name]
+    obs = np.random.default_rng(0).normal(size=(5, 3, 6)).astype(np.float32)
+    avail = np.ones((5, 3, 4), dtype=bool)
+    prev = torch.full((5, 3), -1)
+    expected, _ = policy.greedy(torch.as_tensor(obs), prev, torch.as_tensor(avail), None)
+    actions, hidden = policy.greedy_actions(obs, prev, avail, None)
+    np.testing.assert_array_equal(actions, expected.numpy())
+    assert hidden is None
+
+
+def test_numpy_masked_argmax_is_torchs_including_ties_and_nan():
+    q = np.array([[[1.0, 3.0, 3.0, 0.0], [np.nan, 2.0, np.nan, 9.0], [4.0, 4.0, 4.0, 4.0],
+                   [7.0, 1.0, 2.0, 3.0]]], dtype=np.float32)
+    for avail in (np.ones((1, 4, 4), bool),
+                  np.array([[[0, 1, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 0, 1]]], bool)):
+        np.testing.assert_array_equal(
+            masked_argmax_numpy(q, avail),
+            masked_argmax(torch.as_tensor(q), torch.as_tensor(avail)).numpy())
 
 
 def test_epsilon_greedy_random_actions_are_uniform_over_available_only():

@@ -122,10 +122,14 @@ class MARLAgents:
         One batched forward pass; ε-greedy per agent over available actions unless
         ``test_mode`` (greedy).
         """
-        obs_t = torch.as_tensor(obs, device=self.device)
-        avail_t = torch.as_tensor(avail, device=self.device)
-        greedy, hidden = self.policy.greedy(obs_t, prev_actions, avail_t, hidden)
-        actions = greedy.cpu().numpy()
+        greedy_actions = getattr(self.policy, "greedy_actions", None)
+        if greedy_actions is not None:
+            actions, hidden = greedy_actions(obs, prev_actions, avail, hidden)
+        else:  # a user's policy with only ``greedy``
+            obs_t = torch.as_tensor(obs, device=self.device)
+            avail_t = torch.as_tensor(avail, device=self.device)
+            greedy, hidden = self.policy.greedy(obs_t, prev_actions, avail_t, hidden)
+            actions = greedy.cpu().numpy()
         if not test_mode:
             actions = epsilon_greedy(actions, avail, self.epsilon(self.env_steps), self.rng)
         return actions, hidden

@@ -15,6 +15,15 @@ def masked_argmax(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return q.masked_fill(~allowed, float("-inf")).argmax(dim=-1)
 
 
+def masked_argmax_numpy(q: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """:func:`masked_argmax` in numpy (the acting loop's: a few µs less per call), the same
+    actions: ties and NaN go to the first such index in both."""
+    if avail.all():
+        return q.argmax(axis=-1)
+    allowed = avail | ~avail.any(axis=-1, keepdims=True)
+    return np.where(allowed, q, -np.inf).argmax(axis=-1)
+
+
 class EpsilonSchedule:
     """ε falls linearly from ``start`` to ``end`` over ``decay_steps`` environment steps."""
 

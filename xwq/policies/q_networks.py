@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from xwq.environment.interfaces import EnvSpec
-from xwq.policies.exploration import masked_argmax
+from xwq.policies.exploration import masked_argmax, masked_argmax_numpy
 from xwq.policies.mixers import MIXERS, FeedForwardMixer
 from xwq.policies.normalization import InputNormalizer
 from xwq.registry import REGISTRY_POLICY, REGISTRY_REPRESENTATION
@@ -50,6 +50,19 @@ class AgentNetwork(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         features, hidden = self.body(inputs, hidden)
         return self.head(features), hidden
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One time step of rows: ``inputs [R, input_dim]``, ``hidden [R, H]`` or None ->
+        ``(q [R, n_actions], hidden)``, the numbers :meth:`forward` gives on a one-step
+        sequence (through the body's ``step`` when it has one, :mod:`xwq.representations`)."""
+        body_step = getattr(self.body, "step", None)
+        if body_step is None:
+            rows = inputs.shape[0]
+            q, hidden = self.forward(inputs.view(rows, 1, 1, -1), hidden)
+            return q.view(rows, -1), hidden
+        features, hidden = body_step(inputs, hidden)
+        return F.linear(features, self.head.weight, self.head.bias), hidden
 
 
 @REGISTRY_POLICY.register("Mixing_Q_network")
@@ -116,6 +129,44 @@ class MixingQNetwork(nn.Module):
         inputs = self.build_inputs(obs.unsqueeze(1), prev_actions.unsqueeze(1))
         q, hidden = self.agent(inputs, hidden)
         return masked_argmax(q.squeeze(1), avail), hidden
+
+    @torch.no_grad()
+    def greedy_actions(self, obs: np.ndarray, prev_actions: torch.Tensor, avail: np.ndarray,
+                       hidden: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor | None]:
+        """:meth:`greedy` for the acting loop, from and to numpy: ``obs [K, n, obs_dim]`` (the
+        env's dtype), ``prev_actions [K, n]``, ``avail [K, n, A]`` bool -> greedy actions
+        ``[K, n]`` int64 and the new hidden state, the same as :meth:`greedy` gives (bit for bit
+        on the CPU, tested). One step for one seed costs a handful of small calls, so each
+        call counts: the inputs are assembled in a reused numpy array (no one-hot, eye or
+        concatenation ops), the agent network runs its functional :meth:`AgentNetwork.step`,
+        and the masked argmax is numpy's, on the Q values."""
+        K, n = obs.shape[:2]
+        rows = torch.from_numpy(self._acting_inputs(obs, prev_actions)).view(K * n, -1)
+        device = self.obs_normalizer.span.device
+        if rows.device != device:
+            rows = rows.to(device)
+        q, hidden = self.agent.step(rows, hidden)
+        return masked_argmax_numpy(q.cpu().numpy().reshape(K, n, -1), avail), hidden
+
+    def _acting_inputs(self, obs: np.ndarray, prev_actions: torch.Tensor) -> np.ndarray:
+        """:meth:`build_inputs` for one step, ``[K, n, input_dim]`` float32, written into an
+        array kept between calls (the agent-index block is written once)."""
+        K, n, o = obs.shape[0], self.n_agents, self.spec.obs_dim
+        inputs = getattr(self, "_inputs", None)
+        if inputs is None or inputs.shape[0] != K:
+            inputs = self._inputs = np.zeros((K, n, self.input_dim), np.float32)
+            if self.obs_agent_id:
+                inputs[..., self.input_dim - n:] = np.eye(n, dtype=np.float32)
+            # row a + 1 is action a's one-hot; row 0 (no action yet: -1) is zeros
+            self._one_hot = np.eye(self.n_actions + 1, self.n_actions, -1, dtype=np.float32)
+        if self.obs_normalizer.identity:
+            inputs[..., :o] = obs  # a cast to float32, as ``.to(float32)`` does
+        else:
+            inputs[..., :o] = self.obs_normalizer(
+                torch.as_tensor(obs, device=self.obs_normalizer.span.device)).cpu().numpy()
+        if self.obs_last_action:
+            inputs[..., o:o + self.n_actions] = self._one_hot[prev_actions.cpu().numpy() + 1]
+        return inputs
 
 
 @REGISTRY_POLICY.register("Weighted_Mixing_Q_network")

@@ -1,0 +1,172 @@
+"""One seed's env + acting throughput: the training loop's collection without its updates.
+
+For each case (method × env) this times, in env steps per second (wall and CPU):
+
+- ``collect``: ``agents.collect()`` — the env step, acting (one batched forward pass for all
+  envs × agents, ε-greedy), and the rollout's bookkeeping (episodes into the buffer layout,
+  statistics, finished episodes into the replay buffer); what training does between updates;
+- ``env``: the vec env's ``step`` alone, each agent taking its first available action;
+- ``act``: ``agents.act`` alone, on the rollout's current observations.
+
+Each measurement runs in its own process, pinned to one core (``taskset``) with one torch
+thread. With ``--baseline REV`` the same measurements also run on git revision ``REV`` (checked
+out into a temporary worktree and imported from there), alternating tree by tree, so that both
+see the same machine load; the table reports the medians and the ratio this tree / REV.
+
+    python benchmarks/acting_loop.py                          # this tree only
+    python benchmarks/acting_loop.py --baseline 2814ffc --repeats 5
+    python benchmarks/acting_loop.py --cases qmix:simple_spread_v3 --steps 20000
+
+Results: ``results/acting_loop.json`` (``--out`` to change), the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results" / "acting_loop.json"
+#: method:env_id; env_id ``punishment`` is predator-prey
+CASES = ["qmix:simple_spread_v3", "ow_qmix:simple_spread_v3", "qmix:punishment",
+         "ow_qmix:punishment"]
+
+
+def child(case: str, steps: int) -> dict:
+    """Build the case's agents and time collect / env / act; runs in the measuring process."""
+    import time
+
+    import torch
+
+    import xwq
+
+    method, env_id = case.split(":")
+    env = "predator_prey" if env_id == "punishment" else "mpe"
+    runner = xwq.get_runner(method, env, env_id, progress_bar=False, threads=1,
+                            log_dir=tempfile.mkdtemp(), log_interval=10**9, buffer_size=256)
+    agents, envs = runner.agents, runner.envs
+    K = envs.num_envs
+    rollout = agents.rollout
+
+    def collect(n: int) -> None:
+        for _ in range(n):
+            agents.collect()
+
+    def env_only(n: int) -> None:
+        avail = rollout.avail
+        for _ in range(n):
+            avail = envs.step(avail.argmax(axis=-1), reset_seeds=rollout.next_seeds).avail
+
+    def act_only(n: int) -> None:
+        for _ in range(n):
+            agents.act(rollout.obs, rollout.avail, rollout.prev_actions, rollout.hidden)
+
+    vec_steps = max(1, steps // K)
+    collect(max(1, vec_steps // 10))  # warm-up: buffers allocated, code paths taken
+    out = {"xwq": str(Path(xwq.__file__).parent), "torch_threads": torch.get_num_threads(),
+           "num_envs": K}
+    for name, fn in (("collect", collect), ("env", env_only), ("act", act_only)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn(vec_steps)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        out[name] = {"steps_per_s": vec_steps * K / wall, "cpu_steps_per_s": vec_steps * K / cpu}
+    runner.finish()
+    return out
+
+
+def measure(tree: Path, case: str, steps: int, core: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1",
+           "SDL_NO_SIGNAL_HANDLERS": "1"}
+    pin = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+    command = [*pin, sys.executable, __file__, "--child", case, "--steps", str(steps)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{case} on {tree} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(result["xwq"]).resolve() != (tree / "xwq").resolve():
+        raise RuntimeError(f"measured {result['xwq']}, not the tree {tree}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=CASES, metavar="METHOD:ENV_ID")
+    parser.add_argument("--steps", type=int, default=20_000, help="env steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REV", help="git revision to compare against")
+    parser.add_argument("--core", type=int, default=0, help="the core to pin to")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.steps)))
+        return {}
+
+    trees = {"this": ROOT}
+    worktree = None
+    if args.baseline:
+        worktree = Path(tempfile.mkdtemp(prefix="xwq-baseline-")) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree),
+                        args.baseline], check=True, capture_output=True)
+        trees["baseline"] = worktree
+    try:
+        raw: dict = {case: {name: [] for name in trees} for case in args.cases}
+        for repeat in range(args.repeats):
+            for case in args.cases:
+                for name, tree in trees.items():  # alternating: both trees see the same load
+                    raw[case][name].append(measure(tree, case, args.steps, args.core))
+                    print(f"repeat {repeat + 1}/{args.repeats} {case} {name}: collect "
+                          f"{raw[case][name][-1]['collect']['steps_per_s']:.0f} steps/s",
+                          file=sys.stderr)
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(worktree)], check=False, capture_output=True)
+
+    def median(runs: list[dict], part: str, key: str) -> float:
+        return float(np.median([run[part][key] for run in runs]))
+
+    rows = []
+    for case, per_tree in raw.items():
+        row = {"case": case}
+        for name, runs in per_tree.items():
+            for part in ("collect", "env", "act"):
+                for key in ("steps_per_s", "cpu_steps_per_s"):
+                    row[f"{name}_{part}_{key}"] = median(runs, part, key)
+        if "baseline" in per_tree:
+            for part in ("collect", "env", "act"):
+                for key in ("steps_per_s", "cpu_steps_per_s"):
+                    row[f"ratio_{part}_{key}"] = (row[f"this_{part}_{key}"]
+                                                  / row[f"baseline_{part}_{key}"])
+        rows.append(row)
+
+    print("| case | part | " + " | ".join(f"{name} steps/s (CPU)" for name in trees)
+          + (" | ratio wall / CPU |" if "baseline" in trees else " |"))
+    print("|---|---|" + "---:|" * (len(trees) + ("baseline" in trees)))
+    for row in rows:
+        for part in ("collect", "env", "act"):
+            cells = [f"{row[f'{name}_{part}_steps_per_s']:,.0f} "
+                     f"({row[f'{name}_{part}_cpu_steps_per_s']:,.0f})" for name in trees]
+            if "baseline" in trees:
+                cells.append(f"×{row[f'ratio_{part}_steps_per_s']:.2f} / "
+                             f"×{row[f'ratio_{part}_cpu_steps_per_s']:.2f}")
+            print(f"| {row['case']} | {part} | " + " | ".join(cells) + " |")
+
+    result = {"command": "python benchmarks/acting_loop.py " + " ".join(argv or sys.argv[1:]),
+              "baseline": args.baseline, "steps": args.steps, "repeats": args.repeats,
+              "load_average": os.getloadavg(), "rows": rows, "raw": raw}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
