@@ -391,9 +391,10 @@ class NativeVecEnv(VecEnv):
         if actions.shape != expected:
             raise ValueError(f"env {name!r}: actions must have shape [num_envs, n_agents] = "
                              f"{expected}, got {actions.shape}")
-        if not np.issubdtype(actions.dtype, np.integer):
+        if actions.dtype.kind not in "iu":
             raise ValueError(f"env {name!r}: actions must be integers, got {actions.dtype}")
-        if actions.min() < 0 or actions.max() >= self.spec.n_actions:
+        if np.minimum.reduce(actions, axis=None) < 0 \
+                or np.maximum.reduce(actions, axis=None) >= self.spec.n_actions:
             n = self.spec.n_actions
             raise ValueError(f"env {name!r}: actions out of range: each must lie in 0..{n - 1} "
                              f"= [0, {n}), got values in [{actions.min()}, {actions.max()}]")
