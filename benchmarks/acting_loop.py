@@ -6,7 +6,10 @@ For each case (method × env) this times, in env steps per second (wall and CPU)
   envs × agents, ε-greedy), and the rollout's bookkeeping (episodes into the buffer layout,
   statistics, finished episodes into the replay buffer); what training does between updates;
 - ``env``: the vec env's ``step`` alone, each agent taking its first available action;
-- ``act``: ``agents.act`` alone, on the rollout's current observations.
+- ``act``: ``agents.act`` alone, on the rollout's current observations;
+- ``train``: the whole training loop (``agents.train``) for the same env steps, at one update
+  per ``--training-frequency`` env steps (default 200: one per 8 MPE episodes), batches of 32
+  episodes: how much of the collection's gain a run keeps once updates are added.
 
 Each measurement runs in its own process, pinned to one core (``taskset``) with one torch
 thread. With ``--baseline REV`` the same measurements also run on git revision ``REV`` (checked
@@ -40,7 +43,10 @@ CASES = ["qmix:simple_spread_v3", "ow_qmix:simple_spread_v3", "qmix:punishment",
          "ow_qmix:punishment"]
 
 
-def child(case: str, steps: int) -> dict:
+PARTS = ("collect", "env", "act", "train")
+
+
+def child(case: str, steps: int, training_frequency: int) -> dict:
     """Build the case's agents and time collect / env / act; runs in the measuring process."""
     import time
 
@@ -51,7 +57,9 @@ def child(case: str, steps: int) -> dict:
     method, env_id = case.split(":")
     env = "predator_prey" if env_id == "punishment" else "mpe"
     runner = xwq.get_runner(method, env, env_id, progress_bar=False, threads=1,
-                            log_dir=tempfile.mkdtemp(), log_interval=10**9, buffer_size=256)
+                            log_dir=tempfile.mkdtemp(), log_interval=10**9, buffer_size=256,
+                            batch_size=32, training_unit="steps",
+                            training_frequency=training_frequency)
     agents, envs = runner.agents, runner.envs
     K = envs.num_envs
     rollout = agents.rollout
@@ -69,11 +77,18 @@ def child(case: str, steps: int) -> dict:
         for _ in range(n):
             agents.act(rollout.obs, rollout.avail, rollout.prev_actions, rollout.hidden)
 
+    def train(n: int) -> None:
+        agents.train(n)
+
     vec_steps = max(1, steps // K)
-    collect(max(1, vec_steps // 10))  # warm-up: buffers allocated, code paths taken
+    # warm-up: buffers allocated, code paths taken, and a batch's worth of episodes stored
+    while agents.episodes < 32 or agents.env_steps < steps // 10:
+        agents.collect()
     out = {"xwq": str(Path(xwq.__file__).parent), "torch_threads": torch.get_num_threads(),
            "num_envs": K}
-    for name, fn in (("collect", collect), ("env", env_only), ("act", act_only)):
+    # env_only steps the envs behind the rollout's back: it comes after everything that uses it
+    for name, fn in (("collect", collect), ("train", train), ("env", env_only),
+                     ("act", act_only)):
         wall, cpu = time.perf_counter(), time.process_time()
         fn(vec_steps)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -82,11 +97,12 @@ def child(case: str, steps: int) -> dict:
     return out
 
 
-def measure(tree: Path, case: str, steps: int, core: int) -> dict:
+def measure(tree: Path, case: str, steps: int, training_frequency: int, core: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1",
            "SDL_NO_SIGNAL_HANDLERS": "1"}
     pin = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
-    command = [*pin, sys.executable, __file__, "--child", case, "--steps", str(steps)]
+    command = [*pin, sys.executable, __file__, "--child", case, "--steps", str(steps),
+               "--training-frequency", str(training_frequency)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{case} on {tree} failed:\n{done.stderr[-3000:]}")
@@ -101,13 +117,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cases", nargs="+", default=CASES, metavar="METHOD:ENV_ID")
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--training-frequency", type=int, default=200,
+                        help="env steps per update in the train part")
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare against")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.steps)))
+        print(json.dumps(child(args.child, args.steps, args.training_frequency)))
         return {}
 
     trees = {"this": ROOT}
@@ -122,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         for repeat in range(args.repeats):
             for case in args.cases:
                 for name, tree in trees.items():  # alternating: both trees see the same load
-                    raw[case][name].append(measure(tree, case, args.steps, args.core))
+                    raw[case][name].append(measure(tree, case, args.steps,
+                                                   args.training_frequency, args.core))
                     print(f"repeat {repeat + 1}/{args.repeats} {case} {name}: collect "
                           f"{raw[case][name][-1]['collect']['steps_per_s']:.0f} steps/s",
                           file=sys.stderr)
@@ -138,11 +157,11 @@ def main(argv: list[str] | None = None) -> dict:
     for case, per_tree in raw.items():
         row = {"case": case}
         for name, runs in per_tree.items():
-            for part in ("collect", "env", "act"):
+            for part in PARTS:
                 for key in ("steps_per_s", "cpu_steps_per_s"):
                     row[f"{name}_{part}_{key}"] = median(runs, part, key)
         if "baseline" in per_tree:
-            for part in ("collect", "env", "act"):
+            for part in PARTS:
                 for key in ("steps_per_s", "cpu_steps_per_s"):
                     row[f"ratio_{part}_{key}"] = (row[f"this_{part}_{key}"]
                                                   / row[f"baseline_{part}_{key}"])
@@ -152,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
           + (" | ratio wall / CPU |" if "baseline" in trees else " |"))
     print("|---|---|" + "---:|" * (len(trees) + ("baseline" in trees)))
     for row in rows:
-        for part in ("collect", "env", "act"):
+        for part in PARTS:
             cells = [f"{row[f'{name}_{part}_steps_per_s']:,.0f} "
                      f"({row[f'{name}_{part}_cpu_steps_per_s']:,.0f})" for name in trees]
             if "baseline" in trees:

@@ -12,7 +12,7 @@ def test_acting_loop_benchmark_measures_both_trees(tmp_path, benchmark_script):
     assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=str))
     (row,) = report["rows"]
     for tree in ("this", "baseline"):
-        for part in ("collect", "env", "act"):
+        for part in ("collect", "env", "act", "train"):
             for key in ("steps_per_s", "cpu_steps_per_s"):
                 assert row[f"{tree}_{part}_{key}"] > 0
                 assert row[f"ratio_{part}_{key}"] > 0
