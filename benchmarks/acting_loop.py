@@ -14,11 +14,13 @@ For each case (method × env) this times, in env steps per second (wall and CPU)
 Each measurement runs in its own process, pinned to one core (``taskset``) with one torch
 thread. With ``--baseline REV`` the same measurements also run on git revision ``REV`` (checked
 out into a temporary worktree and imported from there), alternating tree by tree, so that both
-see the same machine load; the table reports the medians and the ratio this tree / REV.
+see the same machine load; the table reports each tree's medians and the median over repeats
+of the ratio this tree / REV (each repeat's two measurements ran back to back).
 
     python benchmarks/acting_loop.py                          # this tree only
     python benchmarks/acting_loop.py --baseline 2814ffc --repeats 5
     python benchmarks/acting_loop.py --cases qmix:simple_spread_v3 --steps 20000
+    python benchmarks/acting_loop.py --report results/acting_loop.json   # the table again
 
 Results: ``results/acting_loop.json`` (``--out`` to change), the table on stdout.
 """
@@ -112,6 +114,45 @@ def measure(tree: Path, case: str, steps: int, training_frequency: int, core: in
     return result
 
 
+def summarize(raw: dict) -> list[dict]:
+    """Per case: each tree's median steps/s per part (wall and CPU) and, with a baseline, the
+    median of the per-repeat ratios this / baseline (each repeat's pair ran back to back, so
+    their ratio cancels most of the load they shared)."""
+    rows = []
+    for case, per_tree in raw.items():
+        row = {"case": case}
+        for name, runs in per_tree.items():
+            for part in PARTS:
+                for key in ("steps_per_s", "cpu_steps_per_s"):
+                    row[f"{name}_{part}_{key}"] = float(np.median([r[part][key] for r in runs]))
+        if "baseline" in per_tree:
+            for part in PARTS:
+                for key in ("steps_per_s", "cpu_steps_per_s"):
+                    row[f"ratio_{part}_{key}"] = float(np.median([
+                        this[part][key] / base[part][key]
+                        for this, base in zip(per_tree["this"], per_tree["baseline"],
+                                              strict=True)]))
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict], trees: list[str]) -> str:
+    """The Markdown table of :func:`summarize`'s rows."""
+    compare = "baseline" in trees
+    lines = ["| case | part | " + " | ".join(f"{name} steps/s (CPU)" for name in trees)
+             + (" | ratio wall / CPU |" if compare else " |"),
+             "|---|---|" + "---:|" * (len(trees) + compare)]
+    for row in rows:
+        for part in PARTS:
+            cells = [f"{row[f'{name}_{part}_steps_per_s']:,.0f} "
+                     f"({row[f'{name}_{part}_cpu_steps_per_s']:,.0f})" for name in trees]
+            if compare:
+                cells.append(f"×{row[f'ratio_{part}_steps_per_s']:.2f} / "
+                             f"×{row[f'ratio_{part}_cpu_steps_per_s']:.2f}")
+            lines.append(f"| {row['case']} | {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=CASES, metavar="METHOD:ENV_ID")
@@ -122,11 +163,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare against")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="only print the table of a results file (summarised again)")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.training_frequency)))
         return {}
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        rows = summarize(saved["raw"])
+        print(render(rows, list(next(iter(saved["raw"].values())))))
+        return {**saved, "rows": rows}
 
     trees = {"this": ROOT}
     worktree = None
@@ -150,34 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                             str(worktree)], check=False, capture_output=True)
 
-    def median(runs: list[dict], part: str, key: str) -> float:
-        return float(np.median([run[part][key] for run in runs]))
-
-    rows = []
-    for case, per_tree in raw.items():
-        row = {"case": case}
-        for name, runs in per_tree.items():
-            for part in PARTS:
-                for key in ("steps_per_s", "cpu_steps_per_s"):
-                    row[f"{name}_{part}_{key}"] = median(runs, part, key)
-        if "baseline" in per_tree:
-            for part in PARTS:
-                for key in ("steps_per_s", "cpu_steps_per_s"):
-                    row[f"ratio_{part}_{key}"] = (row[f"this_{part}_{key}"]
-                                                  / row[f"baseline_{part}_{key}"])
-        rows.append(row)
-
-    print("| case | part | " + " | ".join(f"{name} steps/s (CPU)" for name in trees)
-          + (" | ratio wall / CPU |" if "baseline" in trees else " |"))
-    print("|---|---|" + "---:|" * (len(trees) + ("baseline" in trees)))
-    for row in rows:
-        for part in PARTS:
-            cells = [f"{row[f'{name}_{part}_steps_per_s']:,.0f} "
-                     f"({row[f'{name}_{part}_cpu_steps_per_s']:,.0f})" for name in trees]
-            if "baseline" in trees:
-                cells.append(f"×{row[f'ratio_{part}_steps_per_s']:.2f} / "
-                             f"×{row[f'ratio_{part}_cpu_steps_per_s']:.2f}")
-            print(f"| {row['case']} | {part} | " + " | ".join(cells) + " |")
+    rows = summarize(raw)
+    print(render(rows, list(trees)))
 
     result = {"command": "python benchmarks/acting_loop.py " + " ".join(argv or sys.argv[1:]),
               "baseline": args.baseline, "steps": args.steps, "repeats": args.repeats,

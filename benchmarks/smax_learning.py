@@ -19,6 +19,7 @@ Needs ``pip install "xwq[smax]"``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -67,8 +68,8 @@ def greedy(agents):
         K = obs.shape[0]
         if hidden is None:
             hidden = agents.policy.agent.initial_hidden(K * n, agents.device)
-        prev_t = (torch.full((K, n), -1, dtype=torch.long, device=agents.device) if prev is None
-                  else torch.as_tensor(prev, device=agents.device))
+        prev_t = (torch.full((K, n), -1, dtype=torch.long) if prev is None
+                  else torch.as_tensor(prev))
         return agents.act(obs, avail, prev_t, hidden, test_mode=True)
 
     return choose
@@ -128,20 +129,77 @@ def random_baseline(env_id: str, test_episodes: int) -> float:
         envs.close()
 
 
+def group_name(method: str, steps: int) -> str:
+    """A table's row group: the method at its budget (runs of one budget compare)."""
+    return f"{method} @{steps // 1000}k"
+
+
 def load_runs(env_id: str) -> dict[str, list[dict]]:
-    """Every run on ``env_id`` in the results folder, per method, sorted by seed; each run
-    carries the command and settings of the file it came from."""
+    """Every run on ``env_id`` in the results folder, per :func:`group_name` (method and
+    budget), sorted by seed; each run carries the command and settings of its file."""
     runs: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob(f"*_{env_id}*.json")):
         data = json.loads(path.read_text())
         if data.get("env_id") != env_id or "runs" not in data:  # e.g. speed_3m.json
             continue
         for r in data["runs"]:
-            runs.setdefault(data["method"], []).append(
+            runs.setdefault(group_name(data["method"], data["steps"]), []).append(
                 {**r, "command": data["command"], "settings": data.get("settings", {}),
                  "random_win_rate": data["random_win_rate"],
                  "test_episodes": data["test_episodes"]})
     return {method: sorted(rs, key=lambda r: r["seed"]) for method, rs in sorted(runs.items())}
+
+
+def wilson_interval(wins: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a win probability from ``wins`` of ``trials``."""
+    centre = (wins + z * z / 2) / (trials + z * z)
+    half = z * np.sqrt(wins * (trials - wins) / trials + z * z / 4) / (trials + z * z)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def permutation_p(values: np.ndarray, baseline: np.ndarray) -> float:
+    """One-sided exact permutation test over seeds: the fraction of the ways to split the
+    pooled seeds into groups of these sizes whose mean difference is at least the observed
+    one (3 seeds against 3: the smallest possible p is 1/20 = 0.05)."""
+    pooled = np.concatenate([values, baseline])
+    observed = values.mean() - baseline.mean()
+    splits = list(itertools.combinations(range(len(pooled)), len(values)))
+    at_least = 0
+    for chosen in splits:
+        mask = np.zeros(len(pooled), dtype=bool)
+        mask[list(chosen)] = True
+        at_least += pooled[mask].mean() - pooled[~mask].mean() >= observed - 1e-12
+    return at_least / len(splits)
+
+
+def summarize(runs: dict[str, list[dict]], last: int = 3, baseline: str = "qmix"
+              ) -> list[dict]:
+    """Per group (:func:`group_name`), the *late* win rate of each seed (mean of its last
+    ``last`` evaluations: one evaluation of 32 battles swings by ±0.15), their mean over seeds
+    with a 95 % t interval (the spread between seeds), the pooled battles' win rate with a
+    95 % Wilson interval (the spread within them), and the permutation p against the
+    ``baseline`` method at the same budget (None for it, or without it)."""
+    from scipy import stats
+
+    late = {method: np.array([np.mean([rate for _, rate in r["curve"][-last:]]) for r in rs])
+            for method, rs in runs.items()}
+    rows = []
+    for method, rs in runs.items():
+        values = late[method]
+        reference = method.replace(method.split(" @")[0], baseline, 1)
+        n = len(values)
+        half = (stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 \
+            else float("nan")
+        trials = sum(len(r["curve"][-last:]) * r["test_episodes"] for r in rs)
+        wins = int(round(sum(rate * r["test_episodes"] for r in rs
+                             for _, rate in r["curve"][-last:])))
+        rows.append({
+            "method": method, "seeds": n, "late": values.tolist(), "mean": float(values.mean()),
+            "t_interval": (float(values.mean() - half), float(values.mean() + half)),
+            "wins": wins, "battles": trials, "wilson_interval": wilson_interval(wins, trials),
+            "p_vs_baseline": (permutation_p(values, late[reference])
+                              if method != reference and reference in late else None)})
+    return rows
 
 
 def write_table(env_id: str = "3m") -> Path:
@@ -172,6 +230,22 @@ def write_table(env_id: str = "3m") -> Path:
             lines.append(f"| {method} | {r['seed']} | {steps} | {r['updates']} | "
                          f"{r['final_win_rate']:.3f} | {best:.3f} ({best_step}) | "
                          f"{r['wall_seconds']:.0f} | {cpu} |")
+    last = 3
+    lines += ["", f"Late win rate: each seed's mean over its last {last} evaluations "
+              f"({last} × {first['test_episodes']} battles). Mean over seeds with a 95 % t "
+              "interval (between seeds); all those battles pooled, with a 95 % Wilson "
+              "interval (within them); and a one-sided exact permutation test over seeds "
+              "against QMIX at the same budget.", "",
+              "| method | late win rate per seed | mean [95 % t interval] | battles won "
+              "[95 % Wilson] | p vs QMIX |", "|---|---|---|---|---|"]
+    for row in summarize(runs, last):
+        low, high = row["t_interval"]
+        w_low, w_high = row["wilson_interval"]
+        p = "-" if row["p_vs_baseline"] is None else f"{row['p_vs_baseline']:.2f}"
+        lines.append(f"| {row['method']} | {' / '.join(f'{v:.3f}' for v in row['late'])} | "
+                     f"{row['mean']:.3f} [{low:.3f}, {high:.3f}] | {row['wins']} of "
+                     f"{row['battles']}: {row['wins'] / row['battles']:.3f} "
+                     f"[{w_low:.3f}, {w_high:.3f}] | {p} |")
     lines += ["", "Win rate at each evaluation (env steps of the longest run's evaluations; "
               "the others' differ by under one vector step): mean over seeds, then each "
               "seed.", ""]

@@ -122,7 +122,7 @@ def test_each_env_starts_each_episode_with_fresh_memory(random_length_env_class)
         actions = np.stack([[rng.choice(np.flatnonzero(m)) for m in env] for env in avail])
         return actions, hidden + 1.0  # every step leaves a mark in the memory
 
-    rollout = Rollout(envs, actor, lambda rows: torch.zeros(rows, 4), "cpu",
+    rollout = Rollout(envs, actor, lambda rows: torch.zeros(rows, 4),
                       lambda k, e: 1000 * k + e)
     for _ in range(30):
         rollout.step()

@@ -117,7 +117,8 @@ class MARLAgents:
             hidden: torch.Tensor | None, test_mode: bool = False
             ) -> tuple[np.ndarray, torch.Tensor | None]:
         """Actions for K envs at once: ``obs [K, n, o]`` (the env's dtype; the policy scales
-        it), ``avail [K, n, A]`` -> ``[K, n]``.
+        it), ``avail [K, n, A]``, ``prev_actions [K, n]`` int64 (-1: none; on the CPU, see
+        :data:`~xwq.agents.rollout.Actor`) -> ``[K, n]``.
 
         One batched forward pass; ε-greedy per agent over available actions unless
         ``test_mode`` (greedy).
@@ -128,7 +129,8 @@ class MARLAgents:
         else:  # a user's policy with only ``greedy``
             obs_t = torch.as_tensor(obs, device=self.device)
             avail_t = torch.as_tensor(avail, device=self.device)
-            greedy, hidden = self.policy.greedy(obs_t, prev_actions, avail_t, hidden)
+            greedy, hidden = self.policy.greedy(obs_t, prev_actions.to(self.device), avail_t,
+                                                hidden)
             actions = greedy.cpu().numpy()
         if not test_mode:
             actions = epsilon_greedy(actions, avail, self.epsilon(self.env_steps), self.rng)
@@ -143,8 +145,7 @@ class MARLAgents:
                 return self.act(obs, avail, prev_actions, hidden, test_mode)
         return Rollout(envs, actor, lambda rows: self.policy.agent.initial_hidden(rows,
                                                                                   self.device),
-                       self.device, seed_of, first_episodes, keep_data=not test_mode,
-                       spec=self.spec)
+                       seed_of, first_episodes, keep_data=not test_mode, spec=self.spec)
 
     @property
     def rollout(self) -> Rollout:

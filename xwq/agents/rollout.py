@@ -30,7 +30,9 @@ from xwq.environment.adapters.array_env import RESERVED_STATISTICS
 from xwq.environment.interfaces import EnvSpec, VecEnv
 
 #: ``actor(obs [K, n, o], avail [K, n, A], prev_actions [K, n], hidden) -> (actions [K, n],
-#: hidden)``: one batched choice of actions (``MARLAgents.act`` with its mode bound)
+#: hidden)``: one batched choice of actions (``MARLAgents.act`` with its mode bound). The
+#: previous actions are an int64 CPU tensor (-1: none yet): they come from numpy and acting
+#: reads them on the host, so they never make a round trip through an accelerator.
 Actor = Callable[[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor | None],
                  tuple[np.ndarray, torch.Tensor | None]]
 
@@ -88,7 +90,6 @@ class Rollout:
         envs: the vectorised env (K = ``envs.num_envs``); reset here.
         actor: chooses actions for the K envs at once (:data:`Actor`).
         initial_hidden: ``initial_hidden(rows)`` -> zero hidden state ``[rows, H]`` (or None).
-        device: where ``prev_actions`` live.
         seed_of: ``seed_of(k, e)`` -> the reset seed of env k's e-th episode.
         first_episodes: ``[K]`` the episode count each env starts at (default zeros).
         keep_data: keep the episodes' arrays (training) or only their returns, lengths and
@@ -104,11 +105,10 @@ class Rollout:
 
     def __init__(self, envs: VecEnv, actor: Actor,
                  initial_hidden: Callable[[int], torch.Tensor | None],
-                 device: torch.device | str, seed_of: Callable[[int, int], int],
+                 seed_of: Callable[[int, int], int],
                  first_episodes: np.ndarray | Sequence[int] | None = None,
                  keep_data: bool = True, spec: EnvSpec | None = None) -> None:
         self.envs, self.actor, self.seed_of = envs, actor, seed_of
-        self.device = device
         spec = envs.spec if spec is None else spec
         self.num_envs, self.n_agents = K, n = envs.num_envs, spec.n_agents
         self.counts = (np.zeros(K, dtype=np.int64) if first_episodes is None
@@ -123,7 +123,7 @@ class Rollout:
         self._rows = np.arange(K)
         self._none = self._hand_over(np.zeros(0, dtype=np.int64))  # what most steps return
         self.hidden = initial_hidden(K * n)
-        self.prev_actions = torch.full((K, n), -1, dtype=torch.long, device=device)
+        self.prev_actions = torch.full((K, n), -1, dtype=torch.long)
         self.next_seeds = [seed_of(k, int(e) + 1) for k, e in enumerate(self.counts)]
         obs, state, avail = envs.reset(seed=[seed_of(k, int(e))
                                              for k, e in enumerate(self.counts)])
@@ -161,7 +161,7 @@ class Rollout:
         self.returns += result.reward
         self.t += 1
         self._track(result.info)
-        prev_actions = torch.as_tensor(actions, device=self.device)
+        prev_actions = torch.as_tensor(actions, dtype=torch.long)
         ended = np.flatnonzero(result.done)
         finished = self._none
         if ended.size:
@@ -169,7 +169,7 @@ class Rollout:
             self._restart(ended)
             self._start(ended, result.obs, result.state, result.avail)
             self._lockstep = bool((self.t == self.t[0]).all())
-            prev_actions[torch.as_tensor(ended, device=self.device)] = -1
+            prev_actions[torch.from_numpy(ended)] = -1
         self.prev_actions = prev_actions
         self.obs, self.avail = result.obs, result.avail
         return finished

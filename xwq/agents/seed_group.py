@@ -225,7 +225,8 @@ class SeedGroup:
         state = self.learner.policies.state(
             None if members == list(range(len(self.agents))) else members)
         greedy, new_hidden = self.greedy(
-            state, torch.as_tensor(np.stack(obs), device=device), torch.stack(prev_actions),
+            state, torch.as_tensor(np.stack(obs), device=device),
+            torch.stack(prev_actions).to(device),
             torch.as_tensor(np.stack(avail), device=device),
             None if hidden[0] is None else torch.stack(hidden))
         greedy = greedy.cpu().numpy()
