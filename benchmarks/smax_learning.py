@@ -240,10 +240,11 @@ def write_table(env_id: str = "3m") -> Path:
               "[95 % Wilson] | p vs QMIX |", "|---|---|---|---|---|"]
     for row in summarize(runs, last):
         low, high = row["t_interval"]
+        interval = "(one seed)" if row["seeds"] < 2 else f"[{low:.3f}, {high:.3f}]"
         w_low, w_high = row["wilson_interval"]
         p = "-" if row["p_vs_baseline"] is None else f"{row['p_vs_baseline']:.2f}"
         lines.append(f"| {row['method']} | {' / '.join(f'{v:.3f}' for v in row['late'])} | "
-                     f"{row['mean']:.3f} [{low:.3f}, {high:.3f}] | {row['wins']} of "
+                     f"{row['mean']:.3f} {interval} | {row['wins']} of "
                      f"{row['battles']}: {row['wins'] / row['battles']:.3f} "
                      f"[{w_low:.3f}, {w_high:.3f}] | {p} |")
     lines += ["", "Win rate at each evaluation (env steps of the longest run's evaluations; "
