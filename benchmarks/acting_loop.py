@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "acting_loop.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "acting_loop_spread.json"
 #: method:env_id; env_id ``punishment`` is predator-prey
 CASES = ["qmix:simple_spread_v3", "ow_qmix:simple_spread_v3", "qmix:punishment",
          "ow_qmix:punishment"]
@@ -48,8 +48,9 @@ CASES = ["qmix:simple_spread_v3", "ow_qmix:simple_spread_v3", "qmix:punishment",
 PARTS = ("collect", "env", "act", "train")
 
 
-def child(case: str, steps: int, training_frequency: int) -> dict:
-    """Build the case's agents and time collect / env / act; runs in the measuring process."""
+def child(case: str, steps: int, training_frequency: int, train: bool) -> dict:
+    """Build the case's agents and time collect, act and env, then (``train``) the training
+    loop on agents of their own; runs in the measuring process."""
     import time
 
     import torch
@@ -58,53 +59,63 @@ def child(case: str, steps: int, training_frequency: int) -> dict:
 
     method, env_id = case.split(":")
     env = "predator_prey" if env_id == "punishment" else "mpe"
-    runner = xwq.get_runner(method, env, env_id, progress_bar=False, threads=1,
-                            log_dir=tempfile.mkdtemp(), log_interval=10**9, buffer_size=256,
-                            batch_size=32, training_unit="steps",
-                            training_frequency=training_frequency)
+
+    def build():
+        runner = xwq.get_runner(method, env, env_id, progress_bar=False, threads=1,
+                                log_dir=tempfile.mkdtemp(), log_interval=10**9,
+                                buffer_size=256, batch_size=32, training_unit="steps",
+                                training_frequency=training_frequency)
+        agents = runner.agents
+        # warm-up: buffers allocated, code paths taken, a batch's worth of episodes stored
+        while agents.episodes < 32 or agents.env_steps < steps // 10:
+            agents.collect()
+        return runner
+
+    runner = build()
     agents, envs = runner.agents, runner.envs
     K = envs.num_envs
     rollout = agents.rollout
+    vec_steps = max(1, steps // K)
 
-    def collect(n: int) -> None:
-        for _ in range(n):
+    def collect() -> None:
+        for _ in range(vec_steps):
             agents.collect()
 
-    def env_only(n: int) -> None:
-        avail = rollout.avail
-        for _ in range(n):
-            avail = envs.step(avail.argmax(axis=-1), reset_seeds=rollout.next_seeds).avail
-
-    def act_only(n: int) -> None:
-        for _ in range(n):
+    def act_only() -> None:  # draws from the agents' RNG, steps nothing
+        for _ in range(vec_steps):
             agents.act(rollout.obs, rollout.avail, rollout.prev_actions, rollout.hidden)
 
-    def train(n: int) -> None:
-        agents.train(n)
+    def env_only() -> None:  # steps the envs behind the rollout's back: the last to use them
+        avail = rollout.avail
+        for _ in range(vec_steps):
+            avail = envs.step(avail.argmax(axis=-1), reset_seeds=rollout.next_seeds).avail
 
-    vec_steps = max(1, steps // K)
-    # warm-up: buffers allocated, code paths taken, and a batch's worth of episodes stored
-    while agents.episodes < 32 or agents.env_steps < steps // 10:
-        agents.collect()
+    def timed(fn) -> dict:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {"steps_per_s": vec_steps * K / wall, "cpu_steps_per_s": vec_steps * K / cpu}
+
     out = {"xwq": str(Path(xwq.__file__).parent), "torch_threads": torch.get_num_threads(),
            "num_envs": K}
-    # env_only steps the envs behind the rollout's back: it comes after everything that uses it
-    for name, fn in (("collect", collect), ("train", train), ("env", env_only),
-                     ("act", act_only)):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn(vec_steps)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        out[name] = {"steps_per_s": vec_steps * K / wall, "cpu_steps_per_s": vec_steps * K / cpu}
+    for name, fn in (("collect", collect), ("act", act_only), ("env", env_only)):
+        out[name] = timed(fn)
     runner.finish()
+    if train:  # fresh agents: the env part left the first ones' envs out of step
+        runner = build()
+        out["train"] = timed(lambda: runner.agents.train(vec_steps))
+        runner.finish()
     return out
 
 
-def measure(tree: Path, case: str, steps: int, training_frequency: int, core: int) -> dict:
+def measure(tree: Path, case: str, steps: int, training_frequency: int, core: int,
+            train: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1",
            "SDL_NO_SIGNAL_HANDLERS": "1"}
     pin = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
     command = [*pin, sys.executable, __file__, "--child", case, "--steps", str(steps),
-               "--training-frequency", str(training_frequency)]
+               "--training-frequency", str(training_frequency),
+               *([] if train else ["--no-train"])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{case} on {tree} failed:\n{done.stderr[-3000:]}")
@@ -120,13 +131,15 @@ def summarize(raw: dict) -> list[dict]:
     their ratio cancels most of the load they shared)."""
     rows = []
     for case, per_tree in raw.items():
-        row = {"case": case}
+        first = next(iter(per_tree.values()))[0]
+        parts = [part for part in PARTS if part in first]  # no train part with --no-train
+        row = {"case": case, "parts": parts}
         for name, runs in per_tree.items():
-            for part in PARTS:
+            for part in parts:
                 for key in ("steps_per_s", "cpu_steps_per_s"):
                     row[f"{name}_{part}_{key}"] = float(np.median([r[part][key] for r in runs]))
         if "baseline" in per_tree:
-            for part in PARTS:
+            for part in parts:
                 for key in ("steps_per_s", "cpu_steps_per_s"):
                     row[f"ratio_{part}_{key}"] = float(np.median([
                         this[part][key] / base[part][key]
@@ -143,7 +156,7 @@ def render(rows: list[dict], trees: list[str]) -> str:
              + (" | ratio wall / CPU |" if compare else " |"),
              "|---|---|" + "---:|" * (len(trees) + compare)]
     for row in rows:
-        for part in PARTS:
+        for part in row["parts"]:
             cells = [f"{row[f'{name}_{part}_steps_per_s']:,.0f} "
                      f"({row[f'{name}_{part}_cpu_steps_per_s']:,.0f})" for name in trees]
             if compare:
@@ -163,12 +176,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare against")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-train", action="store_true", help="skip the train part")
     parser.add_argument("--report", type=Path, metavar="JSON",
                         help="only print the table of a results file (summarised again)")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.training_frequency)))
+        print(json.dumps(child(args.child, args.steps, args.training_frequency,
+                               not args.no_train)))
         return {}
     if args.report:
         saved = json.loads(args.report.read_text())
@@ -189,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
             for case in args.cases:
                 for name, tree in trees.items():  # alternating: both trees see the same load
                     raw[case][name].append(measure(tree, case, args.steps,
-                                                   args.training_frequency, args.core))
+                                                   args.training_frequency, args.core,
+                                                   not args.no_train))
                     print(f"repeat {repeat + 1}/{args.repeats} {case} {name}: collect "
                           f"{raw[case][name][-1]['collect']['steps_per_s']:.0f} steps/s",
                           file=sys.stderr)
