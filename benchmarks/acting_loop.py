@@ -20,9 +20,11 @@ of the ratio this tree / REV (each repeat's two measurements ran back to back).
     python benchmarks/acting_loop.py                          # this tree only
     python benchmarks/acting_loop.py --baseline 2814ffc --repeats 5
     python benchmarks/acting_loop.py --cases qmix:simple_spread_v3 --steps 20000
-    python benchmarks/acting_loop.py --report results/acting_loop.json   # the table again
+    python benchmarks/acting_loop.py --report results/acting_loop_spread.json   # the table again
 
-Results: ``results/acting_loop.json`` (``--out`` to change), the table on stdout.
+Results: ``results/acting_loop.json`` (``--out`` to change), the table on stdout. The committed
+runs are ``results/acting_loop_spread.json`` and ``results/acting_loop_predator_prey.json``
+(their commands are inside).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "acting_loop_spread.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "acting_loop.json"
 #: method:env_id; env_id ``punishment`` is predator-prey
 CASES = ["qmix:simple_spread_v3", "ow_qmix:simple_spread_v3", "qmix:punishment",
          "ow_qmix:punishment"]

@@ -18,3 +18,12 @@ def test_acting_loop_benchmark_measures_both_trees(tmp_path, benchmark_script):
                 assert row[f"ratio_{part}_{key}"] > 0
     (this,), (baseline,) = report["raw"]["qmix:simple_spread_v3"].values()
     assert this["xwq"] != baseline["xwq"] and this["torch_threads"] == 1
+
+
+def test_acting_loop_benchmark_without_train_part(tmp_path, benchmark_script):
+    module = benchmark_script("acting_loop")
+    report = module.main(["--cases", "qmix:simple_spread_v3", "--steps", "80", "--repeats", "1",
+                          "--no-train", "--out", str(tmp_path / "a.json")])
+    (row,) = report["rows"]
+    assert row["parts"] == ["collect", "env", "act"] and row["this_act_steps_per_s"] > 0
+    assert "train" not in report["raw"]["qmix:simple_spread_v3"]["this"][0]
