@@ -114,7 +114,6 @@ class Rollout:
         self.counts = (np.zeros(K, dtype=np.int64) if first_episodes is None
                        else np.array(first_episodes, dtype=np.int64))
         self.t = np.zeros(K, dtype=np.int64)
-        self._lockstep = True  # every env at the same t (fixed-length episodes keep it so)
         self.returns = np.zeros(K)
         self.statistics: dict[str, np.ndarray] = {}  # name -> [K] latest value this episode
         self.data = None if not keep_data else {
@@ -146,8 +145,8 @@ class Rollout:
         actions, self.hidden = self.actor(self.obs, self.avail, self.prev_actions, self.hidden)
         result = self.envs.step(actions, reset_seeds=self.next_seeds)
         rows, t = self._rows, self.t
-        if self._lockstep:  # every env at the same step: plain slices write faster
-            rows, t = slice(None), int(t[0])
+        if (t == t[0]).all():  # every env at the same step (fixed-length episodes): slices
+            rows, t = slice(None), int(t[0])  # write faster than fancy indexing
         if self.data is not None:
             data = self.data
             data["actions"][rows, t] = actions
@@ -168,7 +167,6 @@ class Rollout:
             finished = self._hand_over(ended)
             self._restart(ended)
             self._start(ended, result.obs, result.state, result.avail)
-            self._lockstep = bool((self.t == self.t[0]).all())
             prev_actions[torch.from_numpy(ended)] = -1
         self.prev_actions = prev_actions
         self.obs, self.avail = result.obs, result.avail
@@ -182,7 +180,6 @@ class Rollout:
         fragments = self._hand_over(ended)
         self.counts[ended] += 1
         self.t[:] = 0
-        self._lockstep = True
         return fragments
 
     def _track(self, info: dict[str, np.ndarray]) -> None:
