@@ -186,7 +186,7 @@ def summarize(runs: dict[str, list[dict]], last: int = 3, baseline: str = "qmix"
     rows = []
     for method, rs in runs.items():
         values = late[method]
-        reference = method.replace(method.split(" @")[0], baseline, 1)
+        reference = f"{baseline} @{method.split(' @')[1]}"  # the same budget
         n = len(values)
         half = (stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 \
             else float("nan")

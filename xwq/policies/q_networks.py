@@ -95,6 +95,10 @@ class MixingQNetwork(nn.Module):
                             hypernet_layers=config.hypernet_layers,
                             state_normalizer=self.state_normalizer())
         self.mixer = MIXERS[config.mixer](**mixer_kwargs) if config.mixer else None
+        # the acting path's inputs (:meth:`_acting_inputs`): an array reused while the number of
+        # envs stays, and each previous action's one-hot, row a + 1 for action a, row 0 zeros
+        self._inputs: np.ndarray | None = None
+        self._one_hot = np.eye(self.n_actions + 1, self.n_actions, -1, dtype=np.float32)
 
     def state_normalizer(self) -> InputNormalizer:
         """A new scaling of the state for one mixer (each mixer owns its copy)."""
@@ -152,13 +156,11 @@ class MixingQNetwork(nn.Module):
         """:meth:`build_inputs` for one step, ``[K, n, input_dim]`` float32, written into an
         array kept between calls (the agent-index block is written once)."""
         K, n, o = obs.shape[0], self.n_agents, self.spec.obs_dim
-        inputs = getattr(self, "_inputs", None)
+        inputs = self._inputs
         if inputs is None or inputs.shape[0] != K:
             inputs = self._inputs = np.zeros((K, n, self.input_dim), np.float32)
             if self.obs_agent_id:
                 inputs[..., self.input_dim - n:] = np.eye(n, dtype=np.float32)
-            # row a + 1 is action a's one-hot; row 0 (no action yet: -1) is zeros
-            self._one_hot = np.eye(self.n_actions + 1, self.n_actions, -1, dtype=np.float32)
         if self.obs_normalizer.identity:
             inputs[..., :o] = obs  # a cast to float32, as ``.to(float32)`` does
         else:
